@@ -1,0 +1,74 @@
+# Creative-AI models as a service. Two commands for a newcomer: `make demo`, then `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+SITE = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+TRITON_VENV := .venv-triton
+MODELS ?= models
+PROTO_SRC := $(shell find protos -name '*.proto')
+
+.PHONY: venv protos lint-protos models up down status demo test bench clean help
+
+help:
+	@echo "make demo    build everything on a fresh machine, bring the suite up, show it working"
+	@echo "make test    run the test suite (builds what it needs)"
+	@echo "make up / make down / make status   local cluster without Docker"
+	@echo "make models  build every model from offline sources (cached)"
+	@echo "make bench   benchmarks (ratios against their baselines)"
+
+$(BIN)/.installed: requirements/*.txt
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements/dev.txt -r requirements/build.txt
+	$(BIN)/pip install -q --no-deps -r requirements/sources.txt
+	touch $@
+
+$(TRITON_VENV)/.installed: requirements/triton.txt
+	test -x $(TRITON_VENV)/bin/python || $(PY) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q -r requirements/triton.txt
+	touch $@
+
+# Source folders go on the venv's path through a .pth file: imports are absolute, no install step per package.
+$(BIN)/.paths: $(BIN)/.installed
+	printf '%s\n' $(CURDIR)/gen/python $(CURDIR)/libs/runtime $(CURDIR)/libs/modelbuild \
+	  $(CURDIR)/services/nlp-analysis $(CURDIR)/gateway $(CURDIR)/tools > $(SITE)/maas-dev.pth
+	touch $@
+
+venv: $(BIN)/.paths $(TRITON_VENV)/.installed
+
+# Generated code is a build step, never committed.
+gen/python/.stamp: $(PROTO_SRC) $(BIN)/.installed
+	rm -rf gen/python && mkdir -p gen/python
+	$(PYTHON) -m grpc_tools.protoc -Iprotos --python_out=gen/python --pyi_out=gen/python \
+	  --grpc_python_out=gen/python $(PROTO_SRC)
+	touch $@
+
+protos: gen/python/.stamp
+
+lint-protos: $(BIN)/.installed
+	cd protos && ../$(BIN)/buf lint
+
+models: venv protos
+	$(PYTHON) -m maas_modelbuild --repository $(MODELS)
+
+up: venv protos models
+	$(PYTHON) -m maas_cluster up
+
+down:
+	@test -x $(PYTHON) && $(PYTHON) -m maas_cluster down || true
+
+status:
+	$(PYTHON) -m maas_cluster status
+
+demo: up
+	$(PYTHON) -m maas_cluster demo
+
+test: venv protos models lint-protos
+	$(PYTHON) -m pytest
+
+bench: venv protos models
+	$(PYTHON) -m maas_bench
+
+clean:
+	rm -rf gen .run

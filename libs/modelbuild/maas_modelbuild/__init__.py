@@ -1,0 +1,1 @@
+"""Builds every model of the suite from offline sources: ``python -m maas_modelbuild``."""

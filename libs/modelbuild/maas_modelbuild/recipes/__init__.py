@@ -1,0 +1,5 @@
+"""Every model of the suite, in build order (dependencies are resolved either way)."""
+
+from maas_modelbuild.recipes import sentiment, text_encoder
+
+RECIPES = [text_encoder.RECIPE, sentiment.RECIPE]

@@ -1,0 +1,1 @@
+"""The shared serving runtime: everything every service and the gateway need, in one package."""

@@ -1,0 +1,168 @@
+"""The one server interceptor: request id, access log, per-method metrics, and error mapping.
+
+Every RPC of every shape (unary, server-, client-, bidirectional streaming) goes through it:
+- the request id comes from the ``x-request-id`` metadata or is made here, is put in a contextvar for the
+  logs and is sent back in the trailing metadata;
+- a ``ServiceError`` raised anywhere below becomes its status with google.rpc details;
+- a request whose bytes protobuf refuses (invalid UTF-8 in a string field) becomes INVALID_ARGUMENT naming
+  the field instead of grpc's INTERNAL;
+- anything unexpected is logged with its traceback and answered INTERNAL with a generic message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any, AsyncIterator, Callable
+
+import grpc
+
+from maas_runtime import metrics
+from maas_runtime.errors import InvalidArgument, ServiceError
+from maas_runtime.logs import request_id
+from maas_runtime.wire import invalid_utf8_field
+
+log = logging.getLogger("maas.access")
+
+REQUEST_ID = "x-request-id"
+
+
+class _Undecodable:
+    """Stands in for a request protobuf could not parse; the handler wrapper turns it into the error."""
+
+    def __init__(self, error: ServiceError) -> None:
+        self.error = error
+
+
+def _safe_deserializer(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+    descriptor = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends
+            field = invalid_utf8_field(descriptor, data) if descriptor is not None else None
+            if field:
+                return _Undecodable(InvalidArgument(field, "is not valid UTF-8"))
+            return _Undecodable(InvalidArgument("request", "could not be parsed as " +
+                                                (descriptor.full_name if descriptor else "the request message")))
+
+    return parse
+
+
+def _check(request: Any) -> Any:
+    if isinstance(request, _Undecodable):
+        raise request.error
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _check(request)
+
+
+class _Call:
+    """Bookkeeping for one RPC: request id, timing, status, and the error mapping."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.context = context
+        incoming = dict(context.invocation_metadata() or ())
+        self.request_id = str(incoming.get(REQUEST_ID) or uuid.uuid4().hex[:16])
+        self.token = request_id.set(self.request_id)
+        self.code = grpc.StatusCode.OK
+        self.started = time.perf_counter()
+        metrics.RPC_IN_FLIGHT.labels(method).inc()
+        context.set_trailing_metadata(((REQUEST_ID, self.request_id),))
+
+    async def fail(self, exc: BaseException) -> None:
+        """Map an exception to a status and abort the RPC (context.abort raises)."""
+        if isinstance(exc, ServiceError):
+            self.code = exc.code
+            status = exc.to_status()
+            log.info("rejected", extra={"method": self.method, "code": exc.code.name, "reason": exc.message})
+            await self.context.abort(status.code, status.details,
+                                     tuple(status.trailing_metadata) + ((REQUEST_ID, self.request_id),))
+        self.code = grpc.StatusCode.INTERNAL
+        log.error("unhandled error", exc_info=exc, extra={"method": self.method})
+        await self.context.abort(grpc.StatusCode.INTERNAL,
+                                 f"internal error; quote request id {self.request_id} when reporting it",
+                                 ((REQUEST_ID, self.request_id),))
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            self.code = grpc.StatusCode.CANCELLED
+        elif isinstance(exc, grpc.aio.AbortError) and self.code == grpc.StatusCode.OK:
+            self.code = self.context.code() or grpc.StatusCode.UNKNOWN
+        elapsed = time.perf_counter() - self.started
+        code = self.code.name if isinstance(self.code, grpc.StatusCode) else str(self.code)
+        metrics.RPC_IN_FLIGHT.labels(self.method).dec()
+        metrics.RPC_LATENCY.labels(self.method, code).observe(elapsed)
+        log.info("rpc", extra={"method": self.method, "code": code, "ms": round(elapsed * 1e3, 2)})
+        request_id.reset(self.token)
+
+
+def _wrap_unary_response(method: str, behavior: Callable, stream_in: bool) -> Callable:
+    async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, context)
+        exc: BaseException | None = None
+        try:
+            arg = _checked_stream(request_or_iterator) if stream_in else _check(request_or_iterator)
+            return await behavior(arg, context)
+        except (asyncio.CancelledError, grpc.aio.AbortError) as e:
+            exc = e
+            raise
+        except BaseException as e:  # noqa: BLE001
+            exc = e
+            await call.fail(e)
+        finally:
+            call.finish(exc)
+
+    return handler
+
+
+def _wrap_stream_response(method: str, behavior: Callable, stream_in: bool) -> Callable:
+    async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, context)
+        exc: BaseException | None = None
+        try:
+            arg = _checked_stream(request_or_iterator) if stream_in else _check(request_or_iterator)
+            async for response in behavior(arg, context):
+                yield response
+        except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit) as e:
+            exc = e if not isinstance(e, GeneratorExit) else asyncio.CancelledError()
+            raise
+        except BaseException as e:  # noqa: BLE001
+            exc = e
+            await call.fail(e)
+        finally:
+            call.finish(exc)
+
+    return handler
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method
+        kwargs = dict(request_deserializer=_safe_deserializer(handler.request_deserializer),
+                      response_serializer=handler.response_serializer)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary_response(method, handler.unary_unary, False), **kwargs)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary_response(method, handler.stream_unary, True), **kwargs)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream_response(method, handler.unary_stream, False), **kwargs)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap_stream_response(method, handler.stream_stream, True), **kwargs)
+        return handler

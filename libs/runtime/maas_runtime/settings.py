@@ -1,0 +1,55 @@
+"""Settings objects read from environment variables with a per-service prefix (pydantic-settings).
+
+Nothing reads the environment at import time: a service builds its settings in ``__main__`` and tests
+build them directly, e.g. ``NlpSettings(port=0, model_repository=tmp)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    """What every gRPC server of the suite has. Subclasses set ``model_config`` with their env prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="MAAS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535)
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus /metrics; None: off")
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    grace_seconds: float = Field(10.0, ge=0, description="in-flight RPCs get this long on SIGTERM")
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_concurrent_rpcs: int | None = Field(None, ge=1)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ModelSettings(BaseSettings):
+    """ONNX Runtime and batching settings for servers that serve models."""
+
+    model_config = SettingsConfigDict(env_prefix="MAAS_", extra="ignore")
+
+    model_repository: Path = Path("models")
+    # "auto": CUDA when this ONNX Runtime build offers it, else CPU. Or an explicit list: "cuda,cpu" / "cpu".
+    providers: str = "auto"
+    # Refuse to start when the CUDA provider was asked for but is not the one running (ORT falls back silently).
+    require_gpu: bool = False
+    executor_workers: int = Field(2, ge=1, description="threads that call session.run")
+    intra_op_threads: int = Field(0, ge=0, description="ORT threads per session.run; 0: cores / workers")
+    max_batch_size: int = Field(32, ge=1)
+    max_batch_delay_ms: float = Field(5.0, ge=0)
+    max_queue_size: int = Field(1024, ge=1, description="queued items per model beyond which RESOURCE_EXHAUSTED")
+
+    def ort_threads(self) -> int:
+        if self.intra_op_threads:
+            return self.intra_op_threads
+        return max(1, (os.cpu_count() or 1) // self.executor_workers)

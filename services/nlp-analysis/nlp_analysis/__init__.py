@@ -1,0 +1,1 @@
+"""nlp-analysis: sentiment, zero-shot and built-in classification, named entities, embeddings."""
