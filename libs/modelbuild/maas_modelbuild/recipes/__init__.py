@@ -1,5 +1,5 @@
 """Every model of the suite, in build order (dependencies are resolved either way)."""
 
-from maas_modelbuild.recipes import sentiment, text_encoder
+from maas_modelbuild.recipes import creative_labels, sentiment, text_encoder
 
-RECIPES = [text_encoder.RECIPE, sentiment.RECIPE]
+RECIPES = [text_encoder.RECIPE, sentiment.RECIPE, creative_labels.RECIPE]

@@ -226,7 +226,7 @@ def train(model: Any, train_items: list, p: dict[str, Any], deadline: float,
         step += 1
         seen += len(sel)
         padded_tokens += x.numel()
-        loss_sum += float(loss)
+        loss_sum += loss.item()
         loss_n += 1
 
         now = time.monotonic()

@@ -1,0 +1,31 @@
+from pathlib import Path
+
+import grpc
+import pytest
+
+from nlp_analysis.app import NlpApp
+from nlp_analysis.settings import NlpSettings
+
+REPOSITORY = Path(__file__).resolve().parents[3] / "models"
+MODELS = ("text-encoder", "sentiment", "creative-labels")
+
+
+def settings(**kw) -> NlpSettings:
+    missing = [m for m in MODELS if not (REPOSITORY / m).exists()]
+    if missing:
+        pytest.fail(f"models {missing} are not built: run `make models`")
+    return NlpSettings(host="127.0.0.1", port=0, model_repository=REPOSITORY, log_format="text", **kw)
+
+
+@pytest.fixture(scope="session")
+async def nlp_server():
+    app = NlpApp(settings())
+    port = await app.start()
+    yield app, f"127.0.0.1:{port}"
+    await app.stop()
+
+
+@pytest.fixture(scope="session")
+async def channel(nlp_server):
+    async with grpc.aio.insecure_channel(nlp_server[1]) as ch:
+        yield ch
