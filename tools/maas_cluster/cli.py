@@ -60,6 +60,14 @@ def cmd_up(cfg: ClusterConfig, args: argparse.Namespace) -> int:
         return 0
     timeout = _startup_timeout(cfg, args.timeout)
     instances = [cfg.instance(s) for s in specs]
+    # Already running and healthy: nothing to do for it (so `make demo` can be run again).
+    running = [i for i in instances if procs.running_pid(cfg.run_dir, i.name, i.spec.module) is not None
+               and health.is_serving(health.probe(i.address, i.spec.grpc_services, timeout=2.0))]
+    for inst in running:
+        _say(f"{inst.name} already runs and is SERVING on {inst.address}")
+    instances = [i for i in instances if i not in running]
+    if not instances:
+        return 0
 
     problems = _preflight(cfg, instances)
     if problems:

@@ -9,10 +9,14 @@ from nlp_analysis.app import NlpApp
 from nlp_analysis.settings import NlpSettings
 
 
+async def serve(settings: NlpSettings) -> None:
+    await NlpApp(settings).run()  # built inside the running loop: grpc.aio binds to it
+
+
 def main() -> None:
     settings = NlpSettings()
     logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(NlpApp(settings).run())
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 A label is represented by a unit vector in the encoder's space: for a caller label, the embedding of the
 hypothesis ``template`` filled with the label ("This is about {}." -> "This is about jazz.");
 for a built-in label, the normalised mean of the embeddings of several descriptions of it
-(:func:`label_embedding`). A text is scored against the labels by cosine similarity, scaled by
-``logit_scale`` into logits, then either
+(:func:`label_embedding`), centred within its group (:func:`center_groups`). A text is scored against
+the labels by cosine similarity, scaled by ``logit_scale`` into logits, then either
 
 * ``multi_label=False``: softmax over the labels (over each group separately for the built-in moods and
   genres, :func:`grouped_scores`), so the scores of a text sum to 1 (per group); or
@@ -124,6 +124,26 @@ def label_embedding(embed: Callable[[list[str]], np.ndarray], prompts: list[str]
         raise ValueError("a label needs at least one prompt")
     emb = normalize(np.asarray(embed(prompts), dtype=np.float32).reshape(len(prompts), -1))
     return normalize(emb.mean(axis=0))
+
+
+def center_groups(label_emb: np.ndarray, groups: Sequence[str]) -> np.ndarray:
+    """Subtract each group's mean label vector from its labels, then re-normalise.
+
+    Descriptions of moods (or of genres) share a large common component ("this is music"), so every music
+    text sits close to every such label and multi-label scores light up the whole group. Removing the group
+    mean keeps what tells the labels apart; a softmax within the group is nearly unchanged by it.
+    """
+    emb = np.asarray(label_emb, dtype=np.float32)
+    groups = list(groups)
+    if len(groups) != emb.shape[0]:
+        raise ValueError(f"{len(groups)} group names for {emb.shape[0]} labels")
+    out = emb.copy()
+    for g in dict.fromkeys(groups):
+        rows = [i for i, name in enumerate(groups) if name == g]
+        if len(rows) < 2:
+            raise ValueError(f"group {g!r} needs at least two labels to be centred")
+        out[rows] = emb[rows] - emb[rows].mean(axis=0, keepdims=True)
+    return normalize(out)
 
 
 def ranked(row: np.ndarray, labels: Sequence[str], groups: Sequence[str] | None = None

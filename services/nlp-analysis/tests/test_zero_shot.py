@@ -135,6 +135,30 @@ def test_label_embedding_renormalises_unnormalised_embeddings() -> None:
     np.testing.assert_allclose(v, unit(1, 1), rtol=1e-6)
 
 
+def test_center_groups_removes_the_shared_component_per_group() -> None:
+    shared = unit(0, 0, 0, 1)
+    moods = np.stack([unit(1, 0, 0, 3), unit(-1, 0, 0, 3)])  # far apart, but both mostly "shared"
+    h = np.sqrt(3) / 2  # three genre directions 120 degrees apart, same share of the common direction
+    genres = np.stack([unit(0, 1, 0, 2), unit(0, -0.5, h, 2), unit(0, -0.5, -h, 2)])
+    groups = ["mood", "mood", "genre", "genre", "genre"]
+    c = zero_shot.center_groups(np.vstack([moods, genres]), groups)
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(c[:, 3], 0.0, atol=1e-6)  # the common direction is gone
+    np.testing.assert_allclose(c[0], unit(1, 0, 0, 0), atol=1e-6)
+    np.testing.assert_allclose(c[1], unit(-1, 0, 0, 0), atol=1e-6)
+    # A text that only carries the shared direction no longer scores high on every label.
+    before = zero_shot.scores(shared, np.vstack([moods, genres]), multi_label=True, **KW)
+    after = zero_shot.scores(shared, c, multi_label=True, **KW)
+    assert (before > 0.5).all() and (after < 0.5).all()
+    # Order within a group for a text along one label is kept.
+    t = unit(1, 0.1, 0, 3)
+    assert zero_shot.cosine(t, c[:2]).argmax() == zero_shot.cosine(t, moods).argmax() == 0
+    with pytest.raises(ValueError):
+        zero_shot.center_groups(np.vstack([moods, genres]), ["mood"] * 4 + ["genre"])  # a group of one
+    with pytest.raises(ValueError):
+        zero_shot.center_groups(moods, ["mood"])
+
+
 def test_hypotheses_fill_the_template() -> None:
     assert zero_shot.hypotheses(["jazz", "r&b"], "Music: {}!") == ["Music: jazz!", "Music: r&b!"]
     assert zero_shot.hypotheses(["jazz"], "") == [zero_shot.DEFAULT_TEMPLATE.replace("{}", "jazz")]

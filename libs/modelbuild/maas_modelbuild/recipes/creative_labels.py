@@ -1,12 +1,13 @@
 """Zero-shot head for the built-in creative-content labels (moods and genres) on top of text-encoder.
 
 Each built-in label is the normalised mean of the sentence embeddings of a few hand-written descriptions
-(``MOODS`` / ``GENRES`` below). The head is a single matrix product, written with onnx.helper:
+(``MOODS`` / ``GENRES`` below), centred within its group (moods, genres) and re-normalised. The head is
+a single matrix product written with onnx.helper,
 ``logits = logit_scale * embeddings @ labels^T`` ([batch, 384] -> [batch, L]), so it can be served through
 the KServe v2 endpoint next to the encoder. Scores (softmax per group, or per-label sigmoid for
 multi-label) are computed from these logits by ``nlp_analysis.zero_shot`` — the same code the service runs.
 
-Hyper-parameters (caller-label template, logit scale, multi-label thresholds) were chosen on the DEV half
+Hyper-parameters (caller-label template, logit scale, multi-label threshold) were chosen on the DEV half
 (even line indices) of the hand-written set ``data/zero_shot_eval.jsonl``; the manifest's ``evaluation``
 holds figures on the TEST half (odd line indices) only.
 """
@@ -26,22 +27,23 @@ from maas_modelbuild.recipes._common import MINILM_PACKAGE
 EVAL_SET = Path(__file__).resolve().parent.parent / "data" / "zero_shot_eval.jsonl"
 OPSET = 17
 
-# Chosen on the DEV half by select_on_dev() below (`python -m maas_modelbuild.recipes.creative_labels`):
-# the default hypothesis template for caller labels (lowest dev cross-entropy among TEMPLATE_CANDIDATES),
-# the scale that turns cosines into logits (lowest dev cross-entropy over all softmax decisions), and the
-# cosine above which a label counts as present in multi-label mode (best smoothed dev F1), separately for
-# caller labels (template sentences) and for the built-in labels (description means sit at much higher
-# cosines: gold ~0.48, others ~0.33, against ~0.22 / ~0.08 for template sentences).
+# Chosen on the DEV half by select_on_dev() below; to re-run it against the installed encoder:
+#   .venv/bin/python -c 'from maas_modelbuild.recipes import creative_labels as c; c.main()'
+# It picks the default hypothesis template for caller labels (lowest dev cross-entropy among
+# TEMPLATE_CANDIDATES), the scale that turns cosines into logits (lowest dev cross-entropy over all
+# softmax decisions), and the cosine above which a label counts as present in multi-label mode (best
+# smoothed dev F1 over caller and built-in labels together: one threshold serves both, since the built-in
+# vectors are centred within their group, which brings their cosines to the level of template sentences).
 TEMPLATE = "This is about {}."
-LOGIT_SCALE = 33.0
-THRESHOLD = 0.22  # caller labels
-BUILTIN_THRESHOLD = 0.50  # built-in moods and genres
+LOGIT_SCALE = 22.0
+THRESHOLD = 0.15
 
 TEMPLATE_CANDIDATES = ["This text is about {}.", "{}", "This is {}.", "This is about {}.",
                        "The topic of this text is {}.", "This example is {}.", "A text about {}.",
                        "It is about {}.", "This text is {}."]
 
-# Built-in labels: several plain descriptions each; their mean embedding is the label's row.
+# Built-in labels: several plain descriptions each; their mean embedding (centred within the group) is
+# the label's row.
 MOODS: dict[str, list[str]] = {
     "happy": ["happy, cheerful music", "An upbeat, joyful song that makes you smile.",
               "Feel-good music full of sunshine and good vibes.", "A bright, cheerful tune for a celebration."],
@@ -82,7 +84,8 @@ GENRES: dict[str, list[str]] = {
     "jazz": ["jazz music", "A jazz band with saxophone, trumpet and improvised solos.",
              "Swing, bebop and jazz standards over a walking bass.", "A jazz piano trio playing in a club."],
     "rock": ["rock music", "A rock band with electric guitars, bass and drums.",
-             "Guitar-driven rock: punk, grunge, indie or classic rock.", "Loud rock songs with guitar riffs and solos."],
+             "Guitar-driven rock: punk, grunge, indie or classic rock.",
+             "Loud rock songs with guitar riffs and solos."],
     "pop": ["pop music", "A catchy pop song with a big chorus made for the radio.",
             "Chart-topping hits by pop stars.", "Mainstream pop with hooks, synths and a lead singer."],
     "hip hop": ["hip hop music", "Rap verses over beats, an MC rhyming.",
@@ -147,11 +150,13 @@ def load_eval(path: Path = EVAL_SET) -> tuple[list[dict[str, Any]], list[dict[st
     return [r for r in rows if r["line"] % 2 == 0], [r for r in rows if r["line"] % 2 == 1]
 
 
-def label_matrix(embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """[L, D] built-in label vectors in ``builtin_labels()`` order."""
+def label_matrix(embed: Callable[[list[str]], np.ndarray], centred: bool = True) -> np.ndarray:
+    """[L, D] built-in label vectors in ``builtin_labels()`` order (centred within each group by default)."""
     from nlp_analysis import zero_shot
 
-    return np.stack([zero_shot.label_embedding(embed, p) for p in builtin_labels()[2]])
+    _, groups, prompts = builtin_labels()
+    raw = np.stack([zero_shot.label_embedding(embed, p) for p in prompts])
+    return zero_shot.center_groups(raw, groups) if centred else raw
 
 
 def _gold(rows: list[dict[str, Any]], group: str, names: list[str], groups: list[str]
@@ -167,7 +172,7 @@ def _r(x: float, nd: int = 3) -> float:
 
 
 def evaluate(rows: list[dict[str, Any]], embed: Callable[[list[str]], np.ndarray], label_emb: np.ndarray,
-             *, template: str, logit_scale: float, threshold: float, builtin_threshold: float) -> dict[str, Any]:
+             *, template: str, logit_scale: float, threshold: float) -> dict[str, Any]:
     """Top-1 accuracy against chance, mean gold probability and multi-label figures on ``rows``.
 
     Scores come from nlp_analysis.zero_shot exactly as the service computes them.
@@ -182,9 +187,9 @@ def evaluate(rows: list[dict[str, Any]], embed: Callable[[list[str]], np.ndarray
     if builtin:
         emb = embed([r["text"] for r in builtin])
         probs = zero_shot.grouped_scores(emb, label_emb, groups, logit_scale=logit_scale, multi_label=False,
-                                         threshold=builtin_threshold)
+                                         threshold=threshold)
         multi = zero_shot.grouped_scores(emb, label_emb, groups, logit_scale=logit_scale, multi_label=True,
-                                         threshold=builtin_threshold)
+                                         threshold=threshold)
         for group in ("mood", "genre"):
             idx, cols, gold = _gold(builtin, group, names, groups)
             p, m, at = probs[np.ix_(idx, cols)], multi[np.ix_(idx, cols)], (np.arange(len(idx)), gold)
@@ -231,29 +236,32 @@ def evaluate(rows: list[dict[str, Any]], embed: Callable[[list[str]], np.ndarray
 
 
 def select_on_dev(embed: Callable[[list[str]], np.ndarray]) -> dict[str, Any]:
-    """Re-derive TEMPLATE, LOGIT_SCALE, THRESHOLD and BUILTIN_THRESHOLD from the dev half only.
+    """Re-derive TEMPLATE, LOGIT_SCALE and THRESHOLD from the dev half only.
 
     1. template: the candidate with the lowest dev cross-entropy of the caller-label softmax (each at its own
-       best scale) — smoother than accuracy on ~36 texts;
+       best scale), smoother than accuracy on ~36 texts;
     2. logit_scale: the integer in 5..100 with the lowest mean dev cross-entropy over every softmax decision
-       (caller labels with that template, mood and genre of built-in texts);
-    3. thresholds: the cosine (step 0.01) with the best dev F1 of "cosine > threshold" against the gold
-       labels, F1 averaged over a +-0.02 window (the raw curve is jagged on this few texts); caller labels
-       and built-in labels each get their own.
+       (caller labels with that template; mood and genre of the built-in texts);
+    3. threshold: the cosine (step 0.01) with the best dev F1 of "cosine > threshold" against the gold labels
+       of every decision above, F1 averaged over a +-0.02 window (the raw curve is jagged on so few texts).
+    The same figures for uncentred built-in vectors are reported alongside, for comparison.
     """
     from nlp_analysis import zero_shot
 
     names, groups, _ = builtin_labels()
-    label_emb = label_matrix(embed)
     dev, _ = load_eval()
     builtin = [r for r in dev if "mood" in r]
     caller = [r for r in dev if "candidate_labels" in r]
-    cos_b = zero_shot.cosine(embed([r["text"] for r in builtin]), label_emb)
-    builtin_items = []  # (cosines over one softmax's labels, gold position)
-    for group in ("mood", "genre"):
-        idx, cols, gold = _gold(builtin, group, names, groups)
-        builtin_items += [(cos_b[i, cols], g) for i, g in zip(idx, gold)]
+    builtin_emb = embed([r["text"] for r in builtin])
     caller_emb = embed([r["text"] for r in caller])
+
+    def builtin_items(label_emb: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        cos = zero_shot.cosine(builtin_emb, label_emb)
+        items = []  # (cosines over one softmax's labels, gold position)
+        for group in ("mood", "genre"):
+            idx, cols, gold = _gold(builtin, group, names, groups)
+            items += [(cos[i, cols], g) for i, g in zip(idx, gold)]
+        return items
 
     def caller_items(template: str) -> list[tuple[np.ndarray, int]]:
         return [(embed(zero_shot.hypotheses(r["candidate_labels"], template)) @ t,
@@ -262,35 +270,46 @@ def select_on_dev(embed: Callable[[list[str]], np.ndarray]) -> dict[str, Any]:
     def xent(items: list[tuple[np.ndarray, int]], scale: float) -> float:
         return float(np.mean([-np.log(max(float(zero_shot.softmax(scale * c)[g]), 1e-12)) for c, g in items]))
 
+    def top1(items: list[tuple[np.ndarray, int]]) -> float:
+        return _r(np.mean([c.argmax() == g for c, g in items]))
+
     def f1(items: list[tuple[np.ndarray, int]], t: float) -> float:
         tp = sum(bool(c[g] > t) for c, g in items)
         fp = sum(int((np.delete(c, g) > t).sum()) for c, g in items)
         return 2 * tp / max(2 * tp + fp + (len(items) - tp), 1)
 
     scales = list(range(5, 101))
+    grid = np.round(np.arange(0.0, 0.81, 0.01), 2)
+
+    def best_threshold(items: list[tuple[np.ndarray, int]]) -> tuple[float, float]:
+        curve = np.array([f1(items, t) for t in grid])
+        smooth = np.convolve(np.pad(curve, 2, mode="edge"), np.ones(5) / 5, mode="valid")
+        i = int(np.argmax(smooth))
+        return float(grid[i]), _r(curve[i])
+
     per_template = {}
     for template in TEMPLATE_CANDIDATES:
         items = caller_items(template)
-        per_template[template] = {"dev_top1": _r(np.mean([c.argmax() == g for c, g in items])),
-                                  "dev_xent": _r(min(xent(items, s) for s in scales)), "items": items}
+        per_template[template] = {"dev_top1": top1(items), "dev_xent": _r(min(xent(items, s) for s in scales)),
+                                  "items": items}
     template = min(TEMPLATE_CANDIDATES, key=lambda t: per_template[t]["dev_xent"])
-    items = per_template[template]["items"]
-    scale = min(scales, key=lambda s: xent(items + builtin_items, s))
+    c_items = per_template[template]["items"]
 
-    grid = np.round(np.arange(0.0, 0.81, 0.01), 2)
-
-    def best_threshold(its: list[tuple[np.ndarray, int]]) -> float:
-        curve = np.array([f1(its, t) for t in grid])
-        smooth = np.convolve(np.pad(curve, 2, mode="edge"), np.ones(5) / 5, mode="valid")
-        return float(grid[int(np.argmax(smooth))])
-
+    variants = {}
+    for name, centred in (("centred", True), ("uncentred", False)):
+        b_items = builtin_items(label_matrix(embed, centred=centred))
+        scale = min(scales, key=lambda s: xent(c_items + b_items, s))
+        threshold, dev_f1 = best_threshold(c_items + b_items)
+        variants[name] = {"logit_scale": float(scale), "threshold": threshold, "dev_f1": dev_f1,
+                          "dev_xent": _r(xent(c_items + b_items, scale)), "dev_builtin_top1": top1(b_items),
+                          "dev_builtin_f1_at_threshold": _r(f1(b_items, threshold)),
+                          "dev_caller_f1_at_threshold": _r(f1(c_items, threshold))}
     return {
         "template": template,
-        "logit_scale": float(scale),
-        "threshold": best_threshold(items),
-        "builtin_threshold": best_threshold(builtin_items),
+        "logit_scale": variants["centred"]["logit_scale"],
+        "threshold": variants["centred"]["threshold"],
+        "label_vectors": variants,
         "templates": {t: {k: v for k, v in d.items() if k != "items"} for t, d in per_template.items()},
-        "dev_xent_at_scale": _r(xent(items + builtin_items, scale)),
     }
 
 
@@ -321,7 +340,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
 
     from nlp_analysis import zero_shot
 
-    zs = {k: ctx.params[k] for k in ("template", "logit_scale", "threshold", "builtin_threshold")}
+    zs = {k: ctx.params[k] for k in ("template", "logit_scale", "threshold")}
     embed = Encoder(ctx.dependency("text-encoder"))
     names, groups, _ = builtin_labels()
     label_emb = label_matrix(embed)
@@ -338,7 +357,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
     _, test = load_eval()
     evaluation = {
         "split": "TEST half of data/zero_shot_eval.jsonl (odd line indices), hand-written; template, logit_scale "
-                 "and thresholds were chosen on the DEV half (even line indices) only",
+                 "and threshold were chosen on the DEV half (even line indices) only",
         "eval_set_sha256": ctx.params["eval_set_sha256"],
         **evaluate(test, embed, label_emb, **zs),
         "head_max_abs_diff_vs_numpy": round(drift, 7),
@@ -351,13 +370,13 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         "zero_shot": {
             "template": zs["template"],  # default hypothesis template for caller labels
             "logit_scale": zs["logit_scale"],
-            "multi_label_threshold": zs["threshold"],  # caller labels (template sentences)
-            "builtin_multi_label_threshold": zs["builtin_threshold"],  # the built-in labels of this head
+            "multi_label_threshold": zs["threshold"],  # caller labels and the built-in ones alike
         },
+        "label_vectors": "per label: normalised mean of the embeddings of its descriptions, then centred within "
+                         "its group (mood, genre) and re-normalised (nlp_analysis.zero_shot.center_groups)",
         "scoring": "logits = logit_scale * cosine. multi_label=false: softmax over the labels (built-in set: "
                    "within each group, mood and genre); multi_label=true: sigmoid(logit_scale * (cosine - "
-                   "threshold)) per label, with multi_label_threshold for caller labels and "
-                   "builtin_multi_label_threshold for the built-in ones (nlp_analysis.zero_shot)",
+                   "multi_label_threshold)) per label (nlp_analysis.zero_shot)",
         "license": "Apache-2.0 (label vectors are all-MiniLM-L6-v2 embeddings of hand-written descriptions)",
         "evaluation": evaluation,
     }
@@ -381,7 +400,6 @@ RECIPE = Recipe(
         "template": TEMPLATE,
         "logit_scale": LOGIT_SCALE,
         "threshold": THRESHOLD,
-        "builtin_threshold": BUILTIN_THRESHOLD,
         "opset": OPSET,
         "eval_set_sha256": sha256_file(EVAL_SET),
         "scoring_sha256": _scoring_source_sha256(),
@@ -391,14 +409,11 @@ RECIPE = Recipe(
 )
 
 
-if __name__ == "__main__":  # re-run the dev-half selection against the installed encoder
-    import sys
-
-    repo = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("models")
+def main(repository: str = "models") -> None:
+    """Print the dev-half selection and whether the constants above still match it."""
     from maas_modelbuild.core import model_dir
 
-    chosen = select_on_dev(Encoder(model_dir(repo, "text-encoder")))
+    chosen = select_on_dev(Encoder(model_dir(Path(repository), "text-encoder")))
     print(json.dumps(chosen, indent=2))
-    current = {"template": TEMPLATE, "logit_scale": LOGIT_SCALE, "threshold": THRESHOLD,
-               "builtin_threshold": BUILTIN_THRESHOLD}
+    current = {"template": TEMPLATE, "logit_scale": LOGIT_SCALE, "threshold": THRESHOLD}
     print("constants match the dev selection:", all(chosen[k] == v for k, v in current.items()))
