@@ -33,10 +33,8 @@ from maas_runtime.kserve import (KServeServicer, decode_inputs, encode_response,
                                  split_bytes)
 from maas_runtime.onnx_model import OnnxModel, TensorSpec
 from maas_runtime.settings import ModelSettings
+from maas_runtime.testing import triton_check
 
-ROOT = Path(__file__).resolve().parents[3]
-TRITON_PYTHON = ROOT / ".venv-triton" / "bin" / "python"
-TRITON_CHECK = ROOT / "tests" / "clients" / "triton_check.py"
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
 
 X_SPECS = (TensorSpec("x", "FP32", (-1, 4)), TensorSpec("ids", "INT64", (-1,)))
@@ -501,34 +499,11 @@ async def test_with_the_runtime_interceptor(repository: Path) -> None:
 
 
 # ---- NVIDIA's own client ------------------------------------------------------------------------------
-async def _triton_check(address: str, model: str, inputs: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
-    env = {k: v for k, v in os.environ.items()
-           if k.lower() not in ("pythonpath", "http_proxy", "https_proxy", "grpc_proxy", "all_proxy")}
-    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
-    proc = await asyncio.create_subprocess_exec(
-        str(TRITON_PYTHON), str(TRITON_CHECK), "--url", address, "--model", model, "--inputs", json.dumps(inputs),
-        "--request-id", "nv-1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    lines = stdout.decode().strip().splitlines()
-    assert lines, f"triton_check printed nothing; stderr:\n{stderr.decode()}"
-    return proc.returncode, json.loads(lines[-1]), stderr.decode()
-
-
-triton = pytest.mark.skipif(not TRITON_PYTHON.exists(),
-                            reason=f"{TRITON_PYTHON} missing: `make venv` builds the tritonclient venv")
-
-
-@triton
 @pytest.mark.asyncio
 async def test_tritonclient_against_our_server(served: Served) -> None:
     x = [[1.0, 2.0, 3.0, 4.0], [0.25, -8.0, 1e6, 0.0], [5.0, 6.0, 7.0, 8.5]]
     ids = [10, -20, 30]
-    rc, result, stderr = await _triton_check(served.address, "double", {"x": x, "ids": ids})
+    rc, result, stderr = await triton_check(served.address, "double", {"x": x, "ids": ids}, "--request-id", "nv-1")
     assert rc == 0, (result, stderr)
     assert result["ok"] and result["server_live"] and result["server_ready"] and result["model_ready"]
     assert result["server_metadata"] == {"name": "maas-test", "version": "0.0.1", "extensions": []}
@@ -546,16 +521,15 @@ async def test_tritonclient_against_our_server(served: Served) -> None:
     assert infer["outputs"]["ids_out"] == {"datatype": "INT64", "shape": [3], "data": ids}
 
 
-@triton
 @pytest.mark.asyncio
 async def test_tritonclient_bytes_and_errors(served: Served) -> None:
     texts = ["héllo", "", "wörld ✓"]
-    rc, result, stderr = await _triton_check(served.address, "echo", {"text": texts})
+    rc, result, stderr = await triton_check(served.address, "echo", {"text": texts}, "--request-id", "nv-1")
     assert rc == 0, (result, stderr)
     assert result["infer"]["outputs"]["text_out"] == {"datatype": "BYTES", "shape": [3], "data": texts}
     # An input the server refuses: tritonclient reports the status, the script exits non-zero.
-    rc, result, _ = await _triton_check(served.address, "double", {"x": [[1.0, 2.0, 3.0]]})
+    rc, result, _ = await triton_check(served.address, "double", {"x": [[1.0, 2.0, 3.0]]}, "--request-id", "nv-1")
     assert rc != 0 and not result["ok"]
     assert "INVALID_ARGUMENT" in result["error"]["status"] and "inputs[0].shape" in result["error"]["message"]
-    rc, result, _ = await _triton_check(served.address, "nope", {})
+    rc, result, _ = await triton_check(served.address, "nope", {}, "--request-id", "nv-1")
     assert rc != 0 and "NOT_FOUND" in result["error"]["status"]

@@ -185,3 +185,16 @@ def test_strict_gpu_mode_refuses_to_start_without_a_gpu():
     with pytest.raises(ModelLoadError, match="GPU is required"):
         app.load()
     app.executor.shutdown()
+
+
+async def test_nvidia_tritonclient_runs_the_real_encoder_over_kserve_v2(nlp_server, stub):
+    from maas_runtime.testing import triton_check
+
+    emb = await stub.EmbedText(nlp_pb2.EmbedTextRequest(texts=["hello"]))
+    ids = nlp_server[0].pipeline.encoder.tokenizer.encode("hello").ids
+    rc, result, stderr = await triton_check(nlp_server[1], "text-encoder",
+                                            {"input_ids": [ids], "attention_mask": [[1] * len(ids)]})
+    assert rc == 0, stderr
+    assert result["model_ready"] and result["model_metadata"]["platform"] == "onnxruntime_onnx"
+    served = np.array(result["infer"]["outputs"]["embeddings"]["data"][0])
+    assert np.allclose(served, emb.embeddings[0].values, atol=1e-5)

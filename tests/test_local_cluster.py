@@ -1,0 +1,49 @@
+"""The real suite as local processes, as `make up` / `make demo` / `make down` run it (own ports, own run dir)."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_up_demo_down_with_the_real_services(tmp_path):
+    text = (ROOT / "cluster.toml").read_text()
+    text = text.replace('model_repository = "models"', f'model_repository = "{ROOT / "models"}"')
+    text = text.replace('run_dir = ".run"', f'run_dir = "{tmp_path / "run"}"')
+    config = tmp_path / "cluster.toml"
+    config.write_text(text)
+    port, metrics = free_port(), free_port()
+    env = {**os.environ, "NLP_PORT": str(port), "NLP_METRICS_PORT": str(metrics)}
+
+    def cluster(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "maas_cluster", "--config", str(config), *args], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    up = cluster("up")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"127.0.0.1:{port}" in up.stdout
+        demo = cluster("demo", timeout=120)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert re.search(r"positive", demo.stdout, re.I) and "384" in demo.stdout
+        import urllib.request
+
+        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5).read().decode()
+        assert 'maas_rpc_latency_seconds_count{code="OK",method="/maas.nlp.v1.NlpAnalysis/AnalyzeSentiment"}' in body
+        assert "maas_model_batch_size_count" in body and "maas_model_queue_depth" in body
+    finally:
+        down = cluster("down", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    log = (tmp_path / "run" / "logs" / "nlp-analysis.log").read_text()
+    assert "signal received, draining" in log and "stopped" in log  # SIGTERM → graceful stop
+    assert cluster("status").returncode == 1
