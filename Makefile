@@ -30,9 +30,9 @@ $(TRITON_VENV)/.installed: requirements/triton.txt
 	touch $@
 
 # Source folders go on the venv's path through a .pth file: imports are absolute, no install step per package.
-$(BIN)/.paths: $(BIN)/.installed
+$(BIN)/.paths: $(BIN)/.installed $(wildcard services/*)
 	printf '%s\n' $(CURDIR)/gen/python $(CURDIR)/libs/runtime $(CURDIR)/libs/modelbuild \
-	  $(CURDIR)/services/nlp-analysis $(CURDIR)/gateway $(CURDIR)/tools > $(SITE)/maas-dev.pth
+	  $(wildcard $(CURDIR)/services/*) $(CURDIR)/gateway $(CURDIR)/tools > $(SITE)/maas-dev.pth
 	touch $@
 
 venv: $(BIN)/.paths $(TRITON_VENV)/.installed

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import grpc
@@ -6,7 +7,7 @@ import pytest
 from nlp_analysis.app import NlpApp
 from nlp_analysis.settings import NlpSettings
 
-REPOSITORY = Path(__file__).resolve().parents[3] / "models"
+REPOSITORY = Path(os.environ.get("MAAS_TEST_MODELS") or Path(__file__).resolve().parents[3] / "models")
 MODELS = ("text-encoder", "sentiment", "creative-labels")
 
 
@@ -15,6 +16,18 @@ def settings(**kw) -> NlpSettings:
     if missing:
         pytest.fail(f"models {missing} are not built: run `make models`")
     return NlpSettings(host="127.0.0.1", port=0, model_repository=REPOSITORY, log_format="text", **kw)
+
+
+@pytest.fixture(scope="session")
+def make_settings():
+    """NlpSettings for a test server on a free port over the built model repository."""
+    return settings
+
+
+@pytest.fixture(scope="session")
+def repository() -> Path:
+    settings()  # fails with the fix when models are missing
+    return REPOSITORY
 
 
 @pytest.fixture(scope="session")

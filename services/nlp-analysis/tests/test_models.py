@@ -9,27 +9,27 @@ from maas_runtime.onnx_model import OnnxModel
 from maas_modelbuild.core import sha256_file
 from nlp_analysis.pipeline import TokenizedModel
 
-from conftest import MODELS, REPOSITORY, settings
+MODELS = ("text-encoder", "sentiment", "creative-labels")
 
 
-def test_encoder_matches_sentence_transformers_on_a_padded_batch():
+def test_encoder_matches_sentence_transformers_on_a_padded_batch(make_settings, repository):
     from sentence_transformers import SentenceTransformer
 
     from maas_modelbuild.recipes._common import minilm_dir
 
     texts = ["Hi!", "Ein Lied über den Regen in Wien, leise und traurig. " * 3,
              "🎹 late-night lo-fi beats to study to", "The Goldberg Variations, BWV 988, were published in 1741."]
-    s = settings()
-    served = TokenizedModel(OnnxModel.load(REPOSITORY, "text-encoder", s, BoundedExecutor(1)), s)
+    s = make_settings()
+    served = TokenizedModel(OnnxModel.load(repository, "text-encoder", s, BoundedExecutor(1)), s)
     ours = served.run_sync(texts)  # one padded batch: lengths differ a lot
     ref = SentenceTransformer(str(minilm_dir()), device="cpu").encode(texts, normalize_embeddings=True)
     cos = (ours * ref).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1))
     assert cos.min() >= 0.999
 
 
-def test_manifests_describe_the_files_that_are_served():
+def test_manifests_describe_the_files_that_are_served(repository):
     for name in MODELS:
-        d = REPOSITORY / name / "1"
+        d = repository / name / "1"
         manifest = json.loads((d / "manifest.json").read_text())
         assert manifest["sources"] and manifest["recipe_key"] and manifest["evaluation"]
         for rel, digest in manifest["files"].items():

@@ -13,8 +13,6 @@ from maas.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 from maas_runtime.onnx_model import ModelLoadError
 from nlp_analysis.app import NlpApp
 
-from conftest import settings
-
 
 @pytest.fixture
 def stub(channel):
@@ -162,8 +160,8 @@ async def test_concurrent_requests_are_batched_together(nlp_server, stub):
     assert sum(batches) == 32 and max(batches) > 1
 
 
-async def test_full_queue_answers_resource_exhausted_with_retry_hint_and_recovers():
-    app = NlpApp(settings(max_queue_size=8, max_batch_size=4, executor_workers=1))
+async def test_full_queue_answers_resource_exhausted_with_retry_hint_and_recovers(make_settings):
+    app = NlpApp(make_settings(max_queue_size=8, max_batch_size=4, executor_workers=1))
     port = await app.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -180,8 +178,8 @@ async def test_full_queue_answers_resource_exhausted_with_retry_hint_and_recover
         await app.stop()
 
 
-def test_strict_gpu_mode_refuses_to_start_without_a_gpu():
-    app = NlpApp(settings(require_gpu=True))
+def test_strict_gpu_mode_refuses_to_start_without_a_gpu(make_settings):
+    app = NlpApp(make_settings(require_gpu=True))
     with pytest.raises(ModelLoadError, match="GPU is required"):
         app.load()
     app.executor.shutdown()
