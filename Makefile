@@ -32,7 +32,8 @@ $(TRITON_VENV)/.installed: requirements/triton.txt
 # Source folders go on the venv's path through a .pth file: imports are absolute, no install step per package.
 $(BIN)/.paths: $(BIN)/.installed $(wildcard services/*)
 	printf '%s\n' $(CURDIR)/gen/python $(CURDIR)/libs/runtime $(CURDIR)/libs/modelbuild \
-	  $(wildcard $(CURDIR)/services/*) $(CURDIR)/gateway $(CURDIR)/tools > $(SITE)/maas-dev.pth
+	  $(wildcard $(CURDIR)/services/*) $(CURDIR)/gateway $(CURDIR)/clients/python $(CURDIR)/tools > $(SITE)/maas-dev.pth
+	printf '#!/bin/sh\nexec "%s" -m maas_client "$$@"\n' $(CURDIR)/$(PYTHON) > $(BIN)/maas && chmod +x $(BIN)/maas
 	touch $@
 
 venv: $(BIN)/.paths $(TRITON_VENV)/.installed

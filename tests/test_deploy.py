@@ -101,6 +101,8 @@ def test_compose_services_have_a_grpc_healthcheck_on_their_port(cluster, compose
 
 def test_compose_services_reserve_a_gpu(cluster, compose):
     for spec, svc in enabled_in_compose(cluster, compose):
+        if spec.kind == "gateway":  # no model, no GPU
+            continue
         devices = svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
         gpus = [d for d in devices if d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", [])]
         assert gpus, f"{spec.name}: no nvidia GPU reservation in deploy.resources.reservations.devices"
@@ -121,6 +123,8 @@ def test_compose_ports_match_cluster_toml(cluster, compose):
 
 def test_compose_mounts_the_models_read_only(cluster, compose):
     for spec, svc in enabled_in_compose(cluster, compose):
+        if spec.kind == "gateway":
+            continue
         repo = svc.get("environment", {}).get(spec.var("model_repository"))
         assert repo, f"{spec.name}: {spec.var('model_repository')} not set"
         mounts = [v for v in svc.get("volumes", []) if v.get("target") == repo]
@@ -155,7 +159,14 @@ def test_cluster_toml_plan(cluster):
     assert (nlp.enabled, nlp.module, nlp.env_prefix, nlp.port, nlp.metrics_port) == (
         True, "nlp_analysis", "NLP_", 50052, 9092)
     assert "maas.nlp.v1.NlpAnalysis" in nlp.grpc_services
-    planned = {"gateway": 50051, "text-generator": 50053, "music-generator": 50054, "music-recommender": 50055}
+    gateway = by_name["gateway"]
+    assert (gateway.enabled, gateway.module, gateway.env_prefix, gateway.port, gateway.metrics_port) == (
+        True, "maas_gateway", "GATEWAY_", 50051, 9091)
+    textgen = by_name["text-generator"]
+    assert (textgen.enabled, textgen.module, textgen.env_prefix, textgen.port, textgen.metrics_port) == (
+        True, "text_generator", "TEXTGEN_", 50053, 9093)
+    assert "maas.textgen.v1.TextGenerator" in textgen.grpc_services
+    planned = {"music-generator": 50054, "music-recommender": 50055}
     for name, port in planned.items():
         assert by_name[name].port == port and by_name[name].enabled is False, name
     assert cluster.services[-1].kind == "gateway", "the gateway starts last"
@@ -229,6 +240,26 @@ def test_env_derived_then_table_then_caller(tmp_path):
     assert inst.env["ALPHA_LOG_FORMAT"] == "text" and inst.env["ALPHA_MAX_BATCH_SIZE"] == "64"
     assert inst.env["PATH"] == "/bin" and inst.env["PYTHONUNBUFFERED"] == "1"
     assert set(inst.settings()) >= {"ALPHA_PORT", "ALPHA_HOST", "ALPHA_MODEL_REPOSITORY"}
+
+
+def test_compose_gateway_routes_every_enabled_service_once_healthy(cluster, compose):
+    gateway = compose["services"]["gateway"]
+    env = gateway.get("environment", {})
+    for spec in cluster.enabled():
+        if spec.kind == "gateway":
+            continue
+        assert gateway["depends_on"][spec.name]["condition"] == "service_healthy", spec.name
+        addr = env.get(f"GATEWAY_{spec.name.upper().replace('-', '_')}_ADDR")
+        assert addr == f"dns:///{spec.name}:{spec.port}", f"gateway: no route to {spec.name} ({addr})"
+
+
+def test_gateway_gets_the_address_of_every_enabled_service(tmp_path):
+    cfg = load(write_config(tmp_path, BASE))
+    env = cfg.service_env(cfg.get("gateway"), environ={"ALPHA_PORT": "6101"})
+    assert env["GW_ALPHA_ADDR"] == "127.0.0.1:6101"  # where alpha really listens
+    assert "GW_BETA_ADDR" not in env  # disabled: not routed
+    assert cfg.service_env(cfg.get("gateway"), environ={"GW_ALPHA_ADDR": "elsewhere:1"})["GW_ALPHA_ADDR"] == \
+        "elsewhere:1"
 
 
 def test_model_repository_override_is_made_absolute(tmp_path, monkeypatch):

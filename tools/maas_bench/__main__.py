@@ -1,12 +1,12 @@
-"""``python -m maas_bench [nlp ...]`` — every benchmark by default."""
+"""``python -m maas_bench [nlp gateway ...]`` — every benchmark by default."""
 
 from __future__ import annotations
 
 import sys
 
-from maas_bench import nlp
+from maas_bench import gateway, nlp, textgen
 
-BENCHES = {"nlp": nlp.run}
+BENCHES = {"nlp": nlp.run, "gateway": gateway.run, "textgen": textgen.run}
 
 
 def main() -> None:

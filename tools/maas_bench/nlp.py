@@ -3,7 +3,9 @@
 Baselines, all measured here in this one run on the same texts:
 - the same server with batching off (max batch size 1);
 - the same model in PyTorch (sentence-transformers), in-process, no RPC: one text per call (what a naive
-  PyTorch service does per request) and batches of 32 (PyTorch's best case).
+  PyTorch service does per request) and batches of 32 (PyTorch's best case);
+- for ExtractEntities, the spaCy teacher the NER model was distilled from (en_core_web_sm, NER components
+  only), in-process, ``nlp.pipe`` in batches of 64 (spaCy's best case), on the same texts.
 """
 
 from __future__ import annotations
@@ -62,6 +64,38 @@ def torch_throughput(texts: list[str], batch: int, seconds: float = SECONDS) -> 
     return done / (time.perf_counter() - t0)
 
 
+async def entity_throughput(address: str, texts: list[str]) -> dict[str, float]:
+    """ExtractEntities, one text per call: texts/s (``per_s``) and entities/s."""
+    found = 0
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = nlp_pb2_grpc.NlpAnalysisStub(ch)
+
+        async def call(i: int) -> int:
+            nonlocal found
+            resp = await stub.ExtractEntities(nlp_pb2.ExtractEntitiesRequest(texts=[texts[i % len(texts)]]))
+            found += len(resp.results[0].entities)
+            return 1
+
+        r = await closed_loop(call, CLIENTS, SECONDS)
+    r["entities_per_text"] = found / max(1, r["calls"])
+    return r
+
+
+def spacy_throughput(texts: list[str], seconds: float = SECONDS) -> dict[str, float]:
+    from maas_modelbuild.recipes.ner import load_teacher
+
+    nlp = load_teacher()
+    list(nlp.pipe(texts[:64]))
+    done = found = i = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        chunk = [texts[(i + k) % len(texts)] for k in range(256)]
+        found += sum(len(d.ents) for d in nlp.pipe(chunk, batch_size=64))
+        done += len(chunk)
+        i += len(chunk)
+    return {"per_s": done / (time.perf_counter() - t0), "entities_per_text": found / done}
+
+
 def run() -> list[str]:
     texts = sample_texts()
     rows: dict[str, dict[str, float]] = {}
@@ -70,6 +104,9 @@ def run() -> list[str]:
         with service("nlp_analysis", "NLP_", **env) as address:
             for method in ("EmbedText", "AnalyzeSentiment"):
                 rows[f"{method} {label}"] = asyncio.run(rpc_throughput(address, method, texts))
+            if label == "batched":
+                rows["ExtractEntities batched"] = asyncio.run(entity_throughput(address, texts))
+    teacher = spacy_throughput(texts)
     torch_single = torch_throughput(texts, 1)
     torch_batch = torch_throughput(texts, 32)
     out = ["nlp-analysis, 32 concurrent clients, one text per call (texts/s, latency ms):"]
@@ -83,4 +120,10 @@ def run() -> list[str]:
     out.append(f"  RATIO batching (AnalyzeSentiment batched / unbatched):    {sen_b / sen_u:5.2f}x  (goal >= 3)")
     out.append(f"  RATIO vs PyTorch per-call (EmbedText served / PyTorch 1): {emb_b / torch_single:5.2f}x  (goal >= 2)")
     out.append(f"  RATIO vs PyTorch batch 32 (served / in-process PyTorch):  {emb_b / torch_batch:5.2f}x")
+    ner_r = rows["ExtractEntities batched"]
+    out.append(f"  {'spaCy teacher, nlp.pipe 64':28s} {teacher['per_s']:8.1f} texts/s   "
+               f"{teacher['per_s'] * teacher['entities_per_text']:8.1f} entities/s   (in-process, no RPC)")
+    out.append(f"  {'ExtractEntities entities/s':28s} {ner_r['per_s'] * ner_r['entities_per_text']:8.1f} entities/s "
+               f"({ner_r['entities_per_text']:.2f} per text; teacher {teacher['entities_per_text']:.2f})")
+    out.append(f"  RATIO NER (ExtractEntities served / spaCy teacher, texts/s): {ner_r['per_s'] / teacher['per_s']:5.2f}x")
     return out

@@ -3,7 +3,8 @@
 Environment precedence for a process, lowest first:
 
 1. derived from its table: ``<prefix>HOST`` (``[cluster] host``), ``<prefix>PORT``, ``<prefix>METRICS_PORT``
-   (when ``metrics_port`` is set), ``<prefix>LOG_FORMAT`` and ``<prefix>MODEL_REPOSITORY`` (absolute);
+   (when ``metrics_port`` is set), ``<prefix>LOG_FORMAT`` and ``<prefix>MODEL_REPOSITORY`` (absolute); for the
+   gateway also ``<prefix><SERVICE>_ADDR`` (``GATEWAY_NLP_ANALYSIS_ADDR``), the address of each enabled service;
 2. the table's ``env`` sub-table;
 3. the caller's environment: a variable already set there is never replaced (``NLP_PORT=6052 make up``).
 
@@ -142,6 +143,11 @@ class ClusterConfig:
         }
         if spec.metrics_port is not None:
             own[spec.var("metrics_port")] = str(spec.metrics_port)
+        if spec.kind == "gateway":
+            # the gateway's upstreams: where each enabled service really listens (after the caller's overrides)
+            for other in self.enabled():
+                if other.kind != "gateway":
+                    own[spec.var(f"{other.name.replace('-', '_')}_addr")] = self.instance(other, environ).address
         own.update(spec.env)
         for key in own:
             if key in environ:

@@ -128,6 +128,8 @@ def start(inst: Instance, run_dir: Path, cwd: Path) -> subprocess.Popen:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         fh.write(f"# {stamp} maas_cluster up: {' '.join(argv)}\n".encode())
         for key, value in inst.settings().items():
+            if any(word in key for word in ("KEY", "SECRET", "TOKEN", "PASSWORD")):
+                value = "***"  # GATEWAY_API_KEYS and the like stay out of the log
             fh.write(f"#   {key}={value}\n".encode())
         proc = subprocess.Popen(argv, cwd=cwd, env=inst.env, stdin=subprocess.DEVNULL, stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)

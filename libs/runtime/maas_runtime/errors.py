@@ -57,6 +57,12 @@ class InvalidArgument(ServiceError):
         return [detail]
 
 
+class Unauthenticated(ServiceError):
+    """No credentials, or credentials that are not valid (e.g. a missing or unknown API key)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
 

@@ -12,6 +12,8 @@ Every RPC of every shape (unary, server-, client-, bidirectional streaming) goes
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import time
 import uuid
@@ -65,6 +67,16 @@ async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield _check(request)
 
 
+@functools.lru_cache(maxsize=4096)
+def _in_flight(method: str) -> Any:  # the labelled child, looked up once per method (labels() takes a lock)
+    return metrics.RPC_IN_FLIGHT.labels(method)
+
+
+@functools.lru_cache(maxsize=4096)
+def _latency(method: str, code: str) -> Any:
+    return metrics.RPC_LATENCY.labels(method, code)
+
+
 class _Call:
     """Bookkeeping for one RPC: request id, timing, status, and the error mapping."""
 
@@ -76,7 +88,7 @@ class _Call:
         self.token = request_id.set(self.request_id)
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
-        metrics.RPC_IN_FLIGHT.labels(method).inc()
+        _in_flight(method).inc()
         context.set_trailing_metadata(((REQUEST_ID, self.request_id),))
 
     async def fail(self, exc: BaseException) -> None:
@@ -100,10 +112,13 @@ class _Call:
             self.code = self.context.code() or grpc.StatusCode.UNKNOWN
         elapsed = time.perf_counter() - self.started
         code = self.code.name if isinstance(self.code, grpc.StatusCode) else str(self.code)
-        metrics.RPC_IN_FLIGHT.labels(self.method).dec()
-        metrics.RPC_LATENCY.labels(self.method, code).observe(elapsed)
+        _in_flight(self.method).dec()
+        _latency(self.method, code).observe(elapsed)
         log.info("rpc", extra={"method": self.method, "code": code, "ms": round(elapsed * 1e3, 2)})
-        request_id.reset(self.token)
+        try:
+            request_id.reset(self.token)
+        except ValueError:  # a cancelled stream is closed from grpc's task, in another context: nothing to reset
+            pass
 
 
 def _wrap_unary_response(method: str, behavior: Callable, stream_in: bool) -> Callable:
@@ -146,11 +161,25 @@ def _wrap_stream_response(method: str, behavior: Callable, stream_in: bool) -> C
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        # method -> (handler, its wrapper): a method's handler is the same object call after call, so it is
+        # wrapped once, not on every call
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
     async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None:
             return None
         method = details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        if len(self._wrapped) < 4096:
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
         kwargs = dict(request_deserializer=_safe_deserializer(handler.request_deserializer),
                       response_serializer=handler.response_serializer)
         if handler.unary_unary:
@@ -159,10 +188,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
                 _wrap_unary_response(method, handler.stream_unary, True), **kwargs)
+        # Streaming responses come from an async generator, or from a coroutine that writes them with
+        # context.write (grpc's own aio HealthServicer.Watch does): each kind keeps its shape.
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(method, handler.unary_stream, False), **kwargs)
+            wrap = _wrap_unary_response if inspect.iscoroutinefunction(handler.unary_stream) else _wrap_stream_response
+            return grpc.unary_stream_rpc_method_handler(wrap(method, handler.unary_stream, False), **kwargs)
         if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(method, handler.stream_stream, True), **kwargs)
+            wrap = _wrap_unary_response if inspect.iscoroutinefunction(handler.stream_stream) else _wrap_stream_response
+            return grpc.stream_stream_rpc_method_handler(wrap(method, handler.stream_stream, True), **kwargs)
         return handler

@@ -5,6 +5,10 @@ Open Inference Protocol for the models, Prometheus endpoint, SIGTERM → gracefu
     server.add_service(nlp_pb2_grpc.add_NlpAnalysisServicer_to_server, servicer, "maas.nlp.v1.NlpAnalysis")
     server.add_models(models)           # also served over inference.GRPCInferenceService
     await server.run(load=warm_up)      # NOT_SERVING until load() returns, then SERVING until SIGTERM
+
+A server without models and typed servicers (the gateway) uses the same bootstrap: ``add_generic_handler``
+for handlers that serve methods known only at run time, extra ``interceptors`` after the runtime's own, and
+``reflection=False`` when it registers a reflection servicer of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,26 +24,43 @@ from grpc_reflection.v1alpha import reflection
 
 from maas_runtime import metrics
 from maas_runtime.interceptors import ServiceInterceptor
-from maas_runtime.onnx_model import OnnxModel
 from maas_runtime.settings import ServerSettings
+
+if TYPE_CHECKING:  # onnxruntime and numpy stay out of servers without models (the gateway)
+    from maas_runtime.onnx_model import OnnxModel
 
 log = logging.getLogger("maas.server")
 
 KSERVE_SERVICE = "inference.GRPCInferenceService"
 
 
+def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files; None for plaintext."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
 class ModelServer:
-    def __init__(self, settings: ServerSettings, name: str, version: str = "1") -> None:
+    def __init__(self, settings: ServerSettings, name: str, version: str = "1", *,
+                 interceptors: Sequence[grpc.aio.ServerInterceptor] = (), reflection: bool = True) -> None:
         self.settings = settings
         self.name = name
         self.version = version
-        options = [
+        options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        self.server = grpc.aio.server(interceptors=[ServiceInterceptor()], options=options,
+        if settings.max_connection_age_s is not None:
+            options += [("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+                        ("grpc.max_connection_age_grace_ms", int(max(settings.grace_seconds, 1.0) * 1000))]
+        # The runtime's interceptor is the outermost: errors raised by the others are mapped, logged and counted.
+        self.server = grpc.aio.server(interceptors=[ServiceInterceptor(), *interceptors], options=options,
                                       maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
+        self.reflection = reflection
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.services: list[str] = []
@@ -52,6 +73,10 @@ class ModelServer:
     def add_service(self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any, name: str) -> None:
         add_to_server(servicer, self.server)
         self.services.append(name)
+
+    def add_generic_handler(self, handler: grpc.GenericRpcHandler) -> None:
+        """Serve methods resolved at call time (looked up after the registered services, health, reflection)."""
+        self.server.add_generic_rpc_handlers((handler,))
 
     def add_models(self, models: Iterable[OnnxModel]) -> None:
         """Publish models over the Open Inference Protocol (KServe v2) beside the typed API."""
@@ -73,9 +98,14 @@ class ModelServer:
 
     async def start(self) -> int:
         """Bind and start answering; every service reports NOT_SERVING until ``set_ready``."""
-        reflection.enable_server_reflection(
-            [*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
-        self.port = self.server.add_insecure_port(self.settings.address)
+        if self.reflection:
+            reflection.enable_server_reflection(
+                [*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
+        credentials = server_credentials(self.settings)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(self.settings.address)
+        else:
+            self.port = self.server.add_secure_port(self.settings.address, credentials)
         if not self.port:
             raise RuntimeError(f"cannot bind {self.settings.address}")
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -83,6 +113,8 @@ class ModelServer:
         if self.settings.metrics_port is not None:
             metrics.serve_metrics(self.settings.metrics_port, self.settings.host)
         log.info("listening", extra={"service": self.name, "address": f"{self.settings.host}:{self.port}",
+                                     "tls": "mutual" if self.settings.tls_client_ca_file else
+                                            "on" if credentials is not None else "off",
                                      "services": self.services, "metrics_port": self.settings.metrics_port})
         return self.port
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,22 @@ class ServerSettings(BaseSettings):
     grace_seconds: float = Field(10.0, ge=0, description="in-flight RPCs get this long on SIGTERM")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_concurrent_rpcs: int | None = Field(None, ge=1)
+    # TLS on the listening port (PEM files). cert + key: TLS; client CA as well: mutual TLS (clients must present
+    # a certificate signed by it). Unset: plaintext, for loopback and for a mesh that encrypts for us.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    # Close each client connection after this long (with a grace for in-flight calls), so a client balancing
+    # over DNS (the gateway, over a Kubernetes headless Service) re-resolves and finds new replicas. None: never.
+    max_connection_age_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "ServerSettings":
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        return self
 
     @property
     def address(self) -> str:

@@ -64,3 +64,34 @@ def invalid_utf8_field(descriptor: Descriptor, data: bytes, prefix: str = "") ->
     except ValueError:
         return None
     return None
+
+
+def string_field(data: bytes, number: int) -> str | None:
+    """The value of string field ``number`` of a serialized message, read without parsing the rest.
+
+    Other fields are skipped over by length (a large tensor payload costs a jump, not a copy). As protobuf does,
+    the last occurrence wins. None when the field is absent; ValueError when the bytes are not a valid message
+    or the value is not UTF-8. The gateway routes KServe calls by model name with this.
+    """
+    pos, found, end = 0, None, len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _, pos = _varint(data, pos)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        elif wire_type == 2:
+            length, pos = _varint(data, pos)
+            if field == number:
+                if pos + length > end:
+                    raise ValueError("truncated length-delimited field")
+                found = data[pos:pos + length].decode("utf-8")
+            pos += length
+        else:  # groups (3, 4) are not used by proto3 messages
+            raise ValueError(f"unsupported wire type {wire_type}")
+        if pos > end:
+            raise ValueError("truncated message")
+    return found

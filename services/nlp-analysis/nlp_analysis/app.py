@@ -25,7 +25,7 @@ class NlpApp:
     def load(self) -> NlpPipeline:
         s = self.settings
         models = [OnnxModel.load(s.model_repository, name, s, self.executor)
-                  for name in (s.encoder_model, s.sentiment_model, s.labels_model)]
+                  for name in (s.encoder_model, s.sentiment_model, s.labels_model, s.ner_model)]
         self.pipeline = NlpPipeline(*models, settings=s)
         self.server.add_service(nlp_pb2_grpc.add_NlpAnalysisServicer_to_server,
                                 NlpAnalysisServicer(self.pipeline), SERVICE)

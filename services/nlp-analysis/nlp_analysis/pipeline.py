@@ -15,10 +15,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from maas_runtime.batcher import MicroBatcher
-from maas_runtime.errors import FieldViolation, InvalidArgument, Unimplemented
-from maas_runtime.onnx_model import OnnxModel
+from maas_runtime.errors import FieldViolation, InvalidArgument
+from maas_runtime.onnx_model import ModelLoadError, OnnxModel
 from maas_runtime.settings import ModelSettings
-from nlp_analysis import zero_shot
+from nlp_analysis import ner, zero_shot
 from nlp_analysis.settings import NlpSettings
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
@@ -73,11 +73,79 @@ class TokenizedModel:
         self.model.ready = True
 
 
+class EntityModel:
+    """The NER model: texts -> overlapping windows of word pieces (``nlp_analysis.ner``) -> micro-batcher ->
+    ONNX -> per-word probabilities -> constrained BIO decoding -> entities with code-point offsets.
+
+    The batcher's items are windows, so the windows of one long document and the short texts of other
+    requests share ``session.run`` calls. Splitting and decoding (pure Python) run on the executor too.
+    """
+
+    def __init__(self, model: OnnxModel, batching: ModelSettings) -> None:
+        self.model = model
+        m = model.manifest
+        if tuple(m.get("tags", ())) != ner.TAGS:
+            raise ModelLoadError(f"model {model.name}: its tags differ from the serving code's: `make models`")
+        if int(m.get("case_vocab", 0)) != ner.CASE_VOCAB:
+            raise ModelLoadError(f"model {model.name} was built with other casing features: `make models`")
+        tokenizer = Tokenizer.from_file(str(model.directory / m.get("tokenizer", "tokenizer.json")))
+        self.encoder = ner.Encoder(tokenizer, int(m.get("max_pieces", 128)), int(m.get("overlap", 32)))
+        self.batcher: MicroBatcher[ner.Window, np.ndarray] = MicroBatcher(
+            model.name, self._process, max_batch_size=batching.max_batch_size,
+            max_delay_s=batching.max_batch_delay_ms / 1000, max_queue_size=batching.max_queue_size,
+            max_concurrent_batches=batching.executor_workers)
+
+    def run_sync(self, windows: list[ner.Window]) -> list[np.ndarray]:
+        """Probabilities per window. Windows are grouped by length so short texts are not padded to the
+        length of a long document's windows."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+        out: list[np.ndarray] = [np.empty(0)] * len(windows)
+        start = 0
+        while start < len(order):
+            end = start + 1
+            shortest = len(windows[order[start]].input_ids)
+            while end < len(order) and len(windows[order[end]].input_ids) <= 2 * shortest + 8:
+                end += 1
+            group = [windows[i] for i in order[start:end]]
+            probs = self.model.run(ner.pad_batch(group), ["probabilities"])["probabilities"]
+            for row, i in enumerate(order[start:end]):
+                out[i] = probs[row, :len(windows[i].input_ids)]
+            start = end
+        return out
+
+    async def _process(self, windows: list[ner.Window]) -> list[np.ndarray]:
+        return await self.model.executor.run(self.run_sync, windows)
+
+    def _documents(self, texts: Sequence[str]) -> list[ner.Document]:
+        return [self.encoder.document(t, i) for i, t in enumerate(texts)]
+
+    @staticmethod
+    def _decode(docs: list[ner.Document], probs: list[np.ndarray]) -> list[list[ner.Entity]]:
+        out, k = [], 0
+        for d in docs:
+            n = len(d.windows)
+            out.append(ner.decode(d.text, d.spans, ner.word_probabilities(d, probs[k:k + n])))
+            k += n
+        return out
+
+    async def __call__(self, texts: Sequence[str]) -> list[list[ner.Entity]]:
+        docs = await self.model.executor.run(self._documents, list(texts))
+        windows = [w for d in docs for w in d.windows]
+        probs = await self.batcher.submit(windows) if windows else []
+        return await self.model.executor.run(self._decode, docs, probs)
+
+    async def warmup(self) -> None:
+        await self(["Warm-up: Ada Lovelace met Charles Babbage in London in June 1833."])
+        self.model.ready = True
+
+
 class NlpPipeline:
-    def __init__(self, encoder: OnnxModel, sentiment: OnnxModel, labels: OnnxModel, settings: NlpSettings) -> None:
+    def __init__(self, encoder: OnnxModel, sentiment: OnnxModel, labels: OnnxModel, entities: OnnxModel,
+                 settings: NlpSettings) -> None:
         self.settings = settings
         self.encoder = TokenizedModel(encoder, settings)
         self.sentiment_model = TokenizedModel(sentiment, settings)
+        self.ner = EntityModel(entities, settings)
         self.labels = labels
         manifest_labels = labels.manifest["labels"]
         self.builtin_names = [lab["name"] for lab in manifest_labels]
@@ -93,22 +161,25 @@ class NlpPipeline:
 
     @property
     def models(self) -> list[OnnxModel]:
-        return [self.encoder.model, self.sentiment_model.model, self.labels]
+        return [self.encoder.model, self.sentiment_model.model, self.labels, self.ner.model]
 
     @property
     def dimension(self) -> int:
         return int(self.encoder.model.outputs[0].shape[-1])
 
     async def warmup(self) -> None:
-        await asyncio.gather(self.encoder.warmup(), self.sentiment_model.warmup())
+        await asyncio.gather(self.encoder.warmup(), self.sentiment_model.warmup(), self.ner.warmup())
         await self.labels.warmup({"embeddings": np.zeros((1, self.dimension), dtype=np.float32)})
 
     async def close(self) -> None:
-        await asyncio.gather(self.encoder.batcher.close(), self.sentiment_model.batcher.close())
+        await asyncio.gather(self.encoder.batcher.close(), self.sentiment_model.batcher.close(),
+                             self.ner.batcher.close())
 
     # ---- validation ----------------------------------------------------------------------------
-    def check_texts(self, texts: Sequence[str], field: str = "texts") -> None:
+    def check_texts(self, texts: Sequence[str], field: str = "texts", max_chars: int | None = None,
+                    max_total_chars: int | None = None) -> None:
         s = self.settings
+        max_chars = max_chars or s.max_text_chars
         if not texts:
             raise InvalidArgument(field, "must hold at least one text")
         if len(texts) > s.max_texts:
@@ -117,10 +188,13 @@ class NlpPipeline:
         for i, t in enumerate(texts):
             if not t.strip():
                 bad.append(FieldViolation(f"{field}[{i}]", "is empty"))
-            elif len(t) > s.max_text_chars:
-                bad.append(FieldViolation(f"{field}[{i}]", f"has {len(t)} characters; at most {s.max_text_chars}"))
+            elif len(t) > max_chars:
+                bad.append(FieldViolation(f"{field}[{i}]", f"has {len(t)} characters; at most {max_chars}"))
         if bad:
             raise InvalidArgument(bad[0].field, bad[0].description, *bad[1:])
+        total = sum(len(t) for t in texts)
+        if max_total_chars is not None and total > max_total_chars:
+            raise InvalidArgument(field, f"holds {total} characters in all; at most {max_total_chars} per request")
 
     def _check_labels(self, labels: Sequence[str], groups: Sequence[str], template: str) -> None:
         s = self.settings
@@ -190,6 +264,7 @@ class NlpPipeline:
             self._label_cache.popitem(last=False)
         return out
 
-    async def entities(self, texts: Sequence[str]) -> list:
-        self.check_texts(texts)
-        raise Unimplemented("ExtractEntities: the NER model is not built yet (tracked in the issue \"NER model\")")
+    async def entities(self, texts: Sequence[str]) -> list[list[ner.Entity]]:
+        s = self.settings
+        self.check_texts(texts, max_chars=s.ner_max_text_chars, max_total_chars=s.ner_max_request_chars)
+        return await self.ner(texts)

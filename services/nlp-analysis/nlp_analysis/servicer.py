@@ -43,8 +43,12 @@ class NlpAnalysisServicer(nlp_pb2_grpc.NlpAnalysisServicer):
 
     async def ExtractEntities(self, request: nlp_pb2.ExtractEntitiesRequest,
                               context: grpc.aio.ServicerContext) -> nlp_pb2.ExtractEntitiesResponse:
-        await self.pipeline.entities(list(request.texts))
-        return nlp_pb2.ExtractEntitiesResponse()
+        results = await self.pipeline.entities(list(request.texts))
+        return nlp_pb2.ExtractEntitiesResponse(
+            results=[nlp_pb2.EntityList(entities=[
+                nlp_pb2.Entity(label=e.label, span=common_pb2.TextSpan(start=e.start, end=e.end), text=e.text,
+                               score=e.score) for e in row]) for row in results],
+            model=model_info(self.pipeline.ner.model))
 
     async def EmbedText(self, request: nlp_pb2.EmbedTextRequest,
                         context: grpc.aio.ServicerContext) -> nlp_pb2.EmbedTextResponse:

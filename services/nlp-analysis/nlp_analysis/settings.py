@@ -18,6 +18,10 @@ class NlpSettings(ServerSettings, ModelSettings):
     max_labels: int = Field(64, ge=1, description="candidate labels per request")
     max_label_chars: int = Field(200, ge=1)
     label_cache_size: int = Field(4096, ge=0, description="caller-label embeddings kept in memory")
+    # ExtractEntities reads whole documents (in overlapping windows), so it has its own, larger text limits.
+    ner_max_text_chars: int = Field(100_000, ge=1, description="characters per text for ExtractEntities")
+    ner_max_request_chars: int = Field(200_000, ge=1, description="characters per ExtractEntities request")
     encoder_model: str = "text-encoder"
     sentiment_model: str = "sentiment"
     labels_model: str = "creative-labels"
+    ner_model: str = "ner"

@@ -8,7 +8,7 @@ from nlp_analysis.app import NlpApp
 from nlp_analysis.settings import NlpSettings
 
 REPOSITORY = Path(os.environ.get("MAAS_TEST_MODELS") or Path(__file__).resolve().parents[3] / "models")
-MODELS = ("text-encoder", "sentiment", "creative-labels")
+MODELS = ("text-encoder", "sentiment", "creative-labels", "ner")
 
 
 def settings(**kw) -> NlpSettings:

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from maas_runtime.executor import BoundedExecutor
 from maas_runtime.onnx_model import OnnxModel
@@ -34,3 +35,22 @@ def test_manifests_describe_the_files_that_are_served(repository):
         assert manifest["sources"] and manifest["recipe_key"] and manifest["evaluation"]
         for rel, digest in manifest["files"].items():
             assert sha256_file(d / rel) == digest, f"{name}/{rel} differs from its manifest"
+
+
+def test_sentiment_held_out_accuracy_through_the_served_path(make_settings, repository):
+    """Recomputes the manifest's held-out figure with the serving tokenizer and ONNX Runtime."""
+    from maas_modelbuild.recipes import sentiment as recipe
+    from nlp_analysis.pipeline import SENTIMENT_LABELS
+
+    manifest = json.loads((repository / "sentiment" / "1" / "manifest.json").read_text())
+    items, _ = recipe.load_corpus()
+    p = manifest["params"]
+    _, _, test = recipe.split(items, p["seed"], p["test_fraction"], p["dev_fraction"])
+    s = make_settings()
+    served = TokenizedModel(OnnxModel.load(repository, "sentiment", s, BoundedExecutor(1)), s)
+    texts, gold = [t for t, _, _ in test], np.array([y for _, y, _ in test])
+    pred = np.concatenate([served.run_sync(texts[i:i + 256]).argmax(1) for i in range(0, len(texts), 256)])
+    accuracy = float((pred == gold).mean())
+    assert len(test) > 3000 and manifest["labels"] == list(SENTIMENT_LABELS)
+    assert accuracy == pytest.approx(manifest["evaluation"]["accuracy"], abs=0.005)
+    assert accuracy >= 0.80, f"held-out accuracy {accuracy:.3f} is below the 0.80 goal"

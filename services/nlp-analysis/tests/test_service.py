@@ -130,12 +130,6 @@ async def test_invalid_utf8_is_invalid_argument_not_internal(channel):
     assert violations(err.value) == ["texts[1]"]
 
 
-async def test_extract_entities_is_unimplemented_with_a_clear_message(stub):
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ExtractEntities(nlp_pb2.ExtractEntitiesRequest(texts=["Bach lived in Leipzig."]))
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "NER" in err.value.details()
-
-
 async def test_request_id_is_echoed(stub):
     call = stub.EmbedText(nlp_pb2.EmbedTextRequest(texts=["hi"]), metadata=(("x-request-id", "abc123"),))
     await call

@@ -1,5 +1,6 @@
 """Every model of the suite, in build order (dependencies are resolved either way)."""
 
-from maas_modelbuild.recipes import creative_labels, sentiment, text_encoder
+from maas_modelbuild.recipes import creative_labels, ner, sentiment, smollm2, text_encoder
 
-RECIPES = [text_encoder.RECIPE, sentiment.RECIPE, creative_labels.RECIPE]
+RECIPES = [text_encoder.RECIPE, sentiment.RECIPE, creative_labels.RECIPE, ner.RECIPE,
+           smollm2.RECIPE, smollm2.INT8_RECIPE]

@@ -1,0 +1,189 @@
+"""API keys and per-key rate limits; TLS at the edge (and mutual TLS there) and mutual TLS to the upstreams, with
+certificates made by the test."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from maas_gateway.auth import TokenBucket, presented_key
+from maas_gateway.settings import GatewaySettings, UpstreamConfig
+from maas_gateway.testing import CHANNEL_OPTIONS, Pki, echo_upstream, gateway, protos
+
+pb, pb_grpc = protos()
+
+
+async def unary(address: str, metadata: tuple = (), credentials: grpc.ChannelCredentials | None = None,
+                options: list | None = None) -> Any:
+    options = [*CHANNEL_OPTIONS, *(options or [])]
+    channel = grpc.aio.secure_channel(address, credentials, options=options) if credentials else \
+        grpc.aio.insecure_channel(address, options=options)
+    async with channel:
+        return await pb_grpc.EchoStub(channel).Unary(pb.EchoRequest(text="k"), metadata=metadata, timeout=5)
+
+
+async def code_of(awaitable: Any) -> grpc.StatusCode:
+    try:
+        await awaitable
+    except grpc.aio.AioRpcError as e:
+        return e.code()
+    return grpc.StatusCode.OK
+
+
+# ---- API keys --------------------------------------------------------------------------------------------------
+async def test_api_keys(suite: Any) -> None:
+    async with gateway(suite.upstreams(), api_keys="alpha-key,beta-key") as (_, address):
+        assert await code_of(unary(address)) == grpc.StatusCode.UNAUTHENTICATED
+        assert await code_of(unary(address, (("authorization", "Bearer wrong"),))) == grpc.StatusCode.UNAUTHENTICATED
+        assert await code_of(unary(address, (("authorization", "Basic alpha-key"),))) == \
+            grpc.StatusCode.UNAUTHENTICATED
+        assert (await unary(address, (("authorization", "Bearer alpha-key"),))).text == "k"
+        reply = await unary(address, (("x-api-key", "beta-key"),))
+        assert reply.metadata["x-api-key"] == "beta-key"  # carried upstream, as authorization is
+
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+            # health needs no key (orchestrators have none); everything else does, reflection included
+            health = health_pb2_grpc.HealthStub(ch)
+            assert (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status == \
+                health_pb2.HealthCheckResponse.SERVING
+            reflection = reflection_pb2_grpc.ServerReflectionStub(ch)
+            call = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                                   timeout=5)
+            assert await code_of(_drain(call)) == grpc.StatusCode.UNAUTHENTICATED
+            streaming = pb_grpc.EchoStub(ch).ServerStream(pb.EchoRequest(count=2), timeout=5)
+            assert await code_of(_drain(streaming)) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def _drain(call: Any) -> None:
+    async for _ in call:
+        pass
+
+
+async def test_rate_limit_per_key_with_retry_info(suite: Any) -> None:
+    async with gateway(suite.upstreams(), api_keys="a,b", rate_limit_per_s=2, rate_limit_burst=2) as (_, address):
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+            stub = pb_grpc.EchoStub(ch)
+            key_a = (("authorization", "Bearer a"),)
+            for _ in range(2):
+                await stub.Unary(pb.EchoRequest(), metadata=key_a, timeout=5)
+            call = stub.Unary(pb.EchoRequest(), metadata=key_a, timeout=5)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "rate limit of 2 calls/s" in info.value.details() and "retry after" in info.value.details()
+            retry = error_details_pb2.RetryInfo()
+            assert (await rpc_status.aio.from_call(call)).details[0].Unpack(retry)
+            delay = retry.retry_delay.ToMilliseconds() / 1000
+            assert 0.05 < delay <= 0.5
+            # another key has its own bucket
+            await stub.Unary(pb.EchoRequest(), metadata=(("x-api-key", "b"),), timeout=5)
+            await asyncio.sleep(delay + 0.05)  # the hint is enough
+            await stub.Unary(pb.EchoRequest(), metadata=key_a, timeout=5)
+
+
+def test_token_bucket() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=4, burst=2, clock=lambda: now[0])
+    assert [bucket.take(), bucket.take()] == [0.0, 0.0]
+    assert bucket.take() == pytest.approx(0.25)
+    now[0] += 0.25
+    assert bucket.take() == 0.0
+    now[0] += 10
+    assert [bucket.take(), bucket.take(), bucket.take() > 0] == [0.0, 0.0, True]  # never more than the burst
+
+
+def test_key_extraction_and_settings() -> None:
+    assert presented_key((("authorization", "Bearer  k1 "),)) == "k1"
+    assert presented_key((("authorization", "bearer k2"),)) == "k2"
+    assert presented_key((("x-api-key", "k3"),)) == "k3"
+    assert presented_key((("authorization", "Basic xyz"),)) is None
+    settings = GatewaySettings(api_keys=" key-one, key-two ,,", rate_limit_per_s=0.5)
+    assert [k.get_secret_value() for k in settings.api_keys] == ["key-one", "key-two"]
+    assert settings.burst == 1 and "key-one" not in repr(settings)
+    assert GatewaySettings().api_keys == []  # off by default
+
+
+# ---- TLS -------------------------------------------------------------------------------------------------------
+def client_credentials(pki: Pki, with_cert: bool = False, ca: Any = None) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=(ca or pki.ca).read_bytes(),
+        private_key=pki.client_key.read_bytes() if with_cert else None,
+        certificate_chain=pki.client_cert.read_bytes() if with_cert else None)
+
+
+async def test_tls_at_the_edge(suite: Any, pki: Pki) -> None:
+    async with gateway(suite.upstreams(), tls_cert_file=pki.server_cert, tls_key_file=pki.server_key) as (_, address):
+        assert (await unary(address, credentials=client_credentials(pki))).text == "k"
+        # plaintext to a TLS port, and TLS that does not trust the gateway's CA, both fail
+        assert await code_of(unary(address)) == grpc.StatusCode.UNAVAILABLE
+        assert await code_of(unary(address, credentials=client_credentials(pki, ca=pki.other_ca))) == \
+            grpc.StatusCode.UNAVAILABLE
+
+
+async def test_mutual_tls_at_the_edge(suite: Any, pki: Pki) -> None:
+    async with gateway(suite.upstreams(), tls_cert_file=pki.server_cert, tls_key_file=pki.server_key,
+                       tls_client_ca_file=pki.ca) as (_, address):
+        assert (await unary(address, credentials=client_credentials(pki, with_cert=True))).text == "k"
+        assert await code_of(unary(address, credentials=client_credentials(pki))) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_mutual_tls_to_the_upstream(pki: Pki) -> None:
+    async with echo_upstream(name="secure", tls_cert_file=pki.server_cert, tls_key_file=pki.server_key,
+                             tls_client_ca_file=pki.ca) as up:
+        upstreams = {"echo": UpstreamConfig(target=f"localhost:{up.port}")}
+        async with gateway(upstreams, upstream_tls=True, upstream_ca_file=pki.ca, upstream_cert_file=pki.client_cert,
+                           upstream_key_file=pki.client_key) as (_, address):
+            reply = await unary(address)
+            assert (reply.text, reply.served_by) == ("k", "secure")
+        # without a client certificate the upstream refuses the connection: UNAVAILABLE, quickly
+        async with gateway(upstreams, upstream_tls=True, upstream_ca_file=pki.ca,
+                           discovery_timeout_s=0.5) as (_, address):
+            assert await code_of(unary(address)) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_upstream_certificate_name_is_checked(pki: Pki) -> None:
+    """An upstream whose certificate names it echo.maas.internal, reached by address: the name must be given."""
+    async with echo_upstream(name="named", tls_cert_file=pki.named_cert, tls_key_file=pki.named_key) as up:
+        upstreams = {"echo": UpstreamConfig(target=up.address)}
+        async with gateway(upstreams, upstream_tls=True, upstream_ca_file=pki.ca,
+                           discovery_timeout_s=0.5) as (_, address):
+            assert await code_of(unary(address)) == grpc.StatusCode.UNAVAILABLE  # 127.0.0.1 is not in the cert
+        async with gateway(upstreams, upstream_tls=True, upstream_ca_file=pki.ca,
+                           upstream_server_name="echo.maas.internal") as (_, address):
+            assert (await unary(address)).served_by == "named"
+
+
+def test_tls_settings_are_checked(pki: Pki) -> None:
+    with pytest.raises(ValueError, match="go together"):
+        GatewaySettings(tls_cert_file=pki.server_cert)
+    with pytest.raises(ValueError, match="needs tls_cert_file"):
+        GatewaySettings(tls_client_ca_file=pki.ca)
+    with pytest.raises(ValueError, match="need upstream_tls"):
+        GatewaySettings(upstream_ca_file=pki.ca)
+
+
+async def test_healthcheck_cli_speaks_tls(suite: Any, pki: Pki) -> None:
+    """The containers' health check works against a gateway with mutual TLS at the edge."""
+    async with gateway(suite.upstreams(), tls_cert_file=pki.server_cert, tls_key_file=pki.server_key,
+                       tls_client_ca_file=pki.ca) as (_, address):
+        tls = ["--tls-ca-file", str(pki.ca), "--tls-cert-file", str(pki.client_cert),
+               "--tls-key-file", str(pki.client_key)]
+        ok = await _healthcheck("--address", address, *tls)
+        assert ok.returncode == 0, ok.stderr
+        assert (await _healthcheck("--address", address, "--service", "maas.testing.v1.Echo", *tls)).returncode == 0
+        assert (await _healthcheck("--address", address, "--timeout", "2")).returncode == 1  # plaintext: refused
+
+
+async def _healthcheck(*args: str) -> Any:
+    import subprocess
+    import sys
+
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "maas_runtime.healthcheck", *args],
+                                   capture_output=True, text=True, timeout=60)

@@ -1,0 +1,148 @@
+"""text-generator: decoding speed of the served model against transformers ``generate``, and continuous batching.
+
+All measured in this one run, on this machine, with the same prompts:
+- single stream: one request at a time, greedy, through gRPC (GenerateStream), tokens / wall time of the whole
+  request (prefill included), for the float32 and the int8 model; the baseline is transformers ``generate``
+  (greedy, KV cache, in-process, no RPC) on the same weights (the GGUF dequantised to float32);
+- continuous batching: 8 clients streaming back to back (sampled, different seeds) against 1, aggregate tok/s;
+- time to first token (first streamed text) for one client alone, and with the 8 clients running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+
+import grpc
+
+from maas.textgen.v1 import textgen_pb2 as pb
+from maas.textgen.v1 import textgen_pb2_grpc
+from maas_bench.common import service
+
+MAX_NEW_TOKENS = 128
+PROMPTS = [
+    "Write a long story about a lighthouse keeper who finds a message in a bottle.",
+    "Explain in detail how a piano produces sound, from the key to the string.",
+    "Describe a walk through a busy market in a city you love, with every sense.",
+    "Write the opening chapter of a mystery novel set on a night train.",
+]
+CONCURRENT = 8
+WINDOW_S = 20.0
+
+
+def chat(text: str) -> list[pb.ChatMessage]:
+    return [pb.ChatMessage(role="user", content=text)]
+
+
+async def stream_once(stub, text: str, **kw) -> tuple[int, float, float]:  # noqa: ANN001
+    """(tokens, seconds to the first text, seconds in all) of one streamed request."""
+    started = time.perf_counter()
+    first = None
+    tokens = 0
+    async for event in stub.GenerateStream(pb.GenerateStreamRequest(messages=chat(text), **kw)):
+        if first is None and event.text:
+            first = time.perf_counter() - started
+        if event.finish_reason:
+            tokens = event.completion_tokens
+    return tokens, first if first is not None else float("nan"), time.perf_counter() - started
+
+
+async def single_stream(address: str) -> dict[str, float]:
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = textgen_pb2_grpc.TextGeneratorStub(ch)
+        await stream_once(stub, "Hello", max_new_tokens=8, temperature=0)  # warm
+        tokens, seconds, ttfts = 0, 0.0, []
+        for text in PROMPTS:
+            n, ttft, total = await stream_once(stub, text, max_new_tokens=MAX_NEW_TOKENS, temperature=0)
+            tokens, seconds = tokens + n, seconds + total
+            ttfts.append(ttft)
+        return {"tok_s": tokens / seconds, "tokens": tokens, "ttft_ms": statistics.median(ttfts) * 1e3}
+
+
+async def concurrent(address: str, clients: int) -> dict[str, float]:
+    """``clients`` streams back to back for WINDOW_S seconds (after a warm-up); aggregate tok/s and TTFT."""
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = textgen_pb2_grpc.TextGeneratorStub(ch)
+        tokens, ttfts = 0, []
+        measuring = False
+        stop_at = time.monotonic() + 3.0 + WINDOW_S
+
+        async def client(i: int) -> None:
+            nonlocal tokens
+            seed = i
+            while time.monotonic() < stop_at:
+                n, ttft, _ = await stream_once(stub, PROMPTS[seed % len(PROMPTS)], max_new_tokens=MAX_NEW_TOKENS,
+                                               temperature=0.7, top_p=0.95, seed=seed)
+                if measuring:
+                    tokens += n
+                    ttfts.append(ttft)
+                seed += clients
+
+        async def window() -> None:
+            nonlocal measuring
+            await asyncio.sleep(3.0)
+            measuring = True
+
+        marker = asyncio.create_task(window())
+        t0 = time.monotonic() + 3.0
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        await marker
+        elapsed = time.monotonic() - t0
+        return {"tok_s": tokens / elapsed, "ttft_ms": statistics.median(ttfts) * 1e3 if ttfts else float("nan")}
+
+
+def transformers_baseline() -> dict[str, float]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from maas_modelbuild.recipes.smollm2 import GGUF_FILE, gguf_dir
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    src = str(gguf_dir())
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32).eval()
+    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+
+    def run(text: str, n: int) -> int:
+        ids = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                      return_tensors="pt", return_dict=True)["input_ids"]
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                                 eos_token_id=eos, pad_token_id=eos[0])
+        return int(out.shape[1] - ids.shape[1])
+
+    run("Hello", 8)
+    tokens, started = 0, time.perf_counter()
+    for text in PROMPTS:
+        tokens += run(text, MAX_NEW_TOKENS)
+    return {"tok_s": tokens / (time.perf_counter() - started), "tokens": tokens}
+
+
+def run() -> list[str]:
+    rows: dict[str, dict[str, float]] = {}
+    for quant in ("fp32", "int8"):
+        with service("text_generator", "TEXTGEN_", quantization=quant, max_batch_size=16) as address:
+            rows[f"{quant} single"] = asyncio.run(single_stream(address))
+            rows[f"{quant} x1"] = asyncio.run(concurrent(address, 1))
+            rows[f"{quant} x{CONCURRENT}"] = asyncio.run(concurrent(address, CONCURRENT))
+    torch = transformers_baseline()
+    out = [f"text-generator (SmolLM2-135M-Instruct), {os.cpu_count()} cores, up to {MAX_NEW_TOKENS} new tokens:"]
+    for quant in ("fp32", "int8"):
+        s = rows[f"{quant} single"]
+        out.append(f"  {quant:4s} single stream (greedy, gRPC)  {s['tok_s']:7.1f} tok/s  ({s['tokens']:.0f} tokens)  "
+                   f"TTFT p50 {s['ttft_ms']:6.1f} ms")
+        for k in (1, CONCURRENT):
+            r = rows[f"{quant} x{k}"]
+            out.append(f"  {quant:4s} {k} stream(s) back to back       {r['tok_s']:7.1f} tok/s aggregate  "
+                       f"TTFT p50 {r['ttft_ms']:6.1f} ms")
+    out.append(f"  transformers generate (greedy, fp32)   {torch['tok_s']:7.1f} tok/s  ({torch['tokens']:.0f} tokens, "
+               "in-process, no RPC)")
+    for quant in ("fp32", "int8"):
+        out.append(f"  RATIO {quant} single stream / transformers generate:   "
+                   f"{rows[f'{quant} single']['tok_s'] / torch['tok_s']:5.2f}x  (goal >= 3, quantised)")
+    for quant in ("fp32", "int8"):
+        out.append(f"  RATIO {quant} aggregate {CONCURRENT} streams / 1 stream:          "
+                   f"{rows[f'{quant} x{CONCURRENT}']['tok_s'] / rows[f'{quant} x1']['tok_s']:5.2f}x  (goal >= 5)")
+    return out
