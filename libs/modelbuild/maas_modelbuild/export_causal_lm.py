@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out_dir", type=Path, help="where model.onnx, the tokenizer and manifest.json go")
     ap.add_argument("--quantize", choices=sorted(BITS), default="none",
                     help="weight-only MatMulNBits quantisation (int8: near-lossless; int4: smaller, lossier)")
-    ap.add_argument("--block-size", type=int, default=32)
+    ap.add_argument("--block-size", type=int, help="quantisation block (input channels per scale); default: "
+                    "64 for int8 (as fast as it gets here, perplexity as with 32), 32 for int4")
     ap.add_argument("--name", help="model name in the manifest (default: the parent folder's name)")
     ap.add_argument("--eos-token", action="append", default=[],
                     help="an extra token that ends generation (repeatable), e.g. '<|endoftext|>'")
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.hf_dir / "config.json").exists():
         ap.error(f"{args.hf_dir} has no config.json: not a Hugging Face model folder")
     started = time.monotonic()
+    block = args.block_size or (64 if args.quantize == "int8" else 32)
     fields = causal_lm.export_directory(args.hf_dir, args.out_dir, quantize_bits=BITS[args.quantize],
-                                        block_size=args.block_size, extra_eos=args.eos_token)
+                                        block_size=block, extra_eos=args.eos_token)
     name = args.name or (args.out_dir.parent.name if args.out_dir.name.isdigit() else args.out_dir.name)
     manifest = {
         "name": name,
