@@ -2,7 +2,6 @@
 default; a second server with the int8 model, one decoding slot and a queue of one)."""
 
 import asyncio
-import json
 import math
 import time
 
@@ -178,11 +177,9 @@ async def test_bad_input_is_invalid_argument_naming_the_field(stub, request_, fi
 
 
 async def test_bad_input_on_the_other_rpcs(stub):
-    stream_request = pb.GenerateStreamRequest(prompt="hi", top_p=2.0)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stream_all(stub, prompt="hi", top_p=2.0)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "top_p" in violations(err.value)
-    del stream_request
     for call, request_, field in ((stub.ScoreText, pb.ScoreTextRequest(text=""), "text"),
                                   (stub.ScoreText, pb.ScoreTextRequest(text="a"), "text"),
                                   (stub.CountTokens, pb.CountTokensRequest(), "text"),
