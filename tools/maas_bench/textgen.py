@@ -121,6 +121,7 @@ def transformers_baseline() -> dict[str, float]:
 
 
 def run() -> list[str]:
+    load_before = os.getloadavg()[0]
     rows: dict[str, dict[str, float]] = {}
     for quant in ("fp32", "int8"):
         with service("text_generator", "TEXTGEN_", quantization=quant, max_batch_size=16) as address:
@@ -129,6 +130,10 @@ def run() -> list[str]:
             rows[f"{quant} x{CONCURRENT}"] = asyncio.run(concurrent(address, CONCURRENT))
     torch = transformers_baseline()
     out = [f"text-generator (SmolLM2-135M-Instruct), {os.cpu_count()} cores, up to {MAX_NEW_TOKENS} new tokens:"]
+    load_after, cores = os.getloadavg()[0], os.cpu_count() or 1
+    out.append(f"  machine load (1-min average) before / after the run: {load_before:.1f} / {load_after:.1f} on {cores}"
+               " cores" + ("  -- BUSY: other processes were using the CPU before it started; figures not comparable"
+                           if load_before > 0.5 * cores else ""))
     for quant in ("fp32", "int8"):
         s = rows[f"{quant} single"]
         out.append(f"  {quant:4s} single stream (greedy, gRPC)  {s['tok_s']:7.1f} tok/s  ({s['tokens']:.0f} tokens)  "
