@@ -9,7 +9,8 @@ TRITON_VENV := .venv-triton
 MODELS ?= models
 PROTO_SRC := $(shell find protos -name '*.proto')
 
-.PHONY: venv protos lint-protos models up down status demo test bench clean help
+
+.PHONY: system venv protos lint-protos models up down status demo test bench clean help
 
 help:
 	@echo "make demo    build everything on a fresh machine, bring the suite up, show it working"
@@ -38,6 +39,10 @@ $(BIN)/.paths: $(BIN)/.installed $(wildcard services/*)
 
 venv: $(BIN)/.paths $(TRITON_VENV)/.installed
 
+# Debian packages (FluidSynth + GM soundfont, PostgreSQL): installs only what is missing.
+system:
+	bash tools/system-deps.sh
+
 # Generated code is a build step, never committed.
 gen/python/.stamp: $(PROTO_SRC) $(BIN)/.installed
 	rm -rf gen/python && mkdir -p gen/python
@@ -53,7 +58,7 @@ lint-protos: $(BIN)/.installed
 models: venv protos
 	$(PYTHON) -m maas_modelbuild --repository $(MODELS)
 
-up: venv protos models
+up: system venv protos models
 	$(PYTHON) -m maas_cluster up
 
 down:
@@ -65,7 +70,7 @@ status:
 demo: up
 	$(PYTHON) -m maas_cluster demo
 
-test: venv protos models lint-protos
+test: system venv protos models lint-protos
 	$(PYTHON) -m pytest
 
 bench: venv protos models
