@@ -10,7 +10,7 @@ MODELS ?= models
 PROTO_SRC := $(shell find protos -name '*.proto')
 
 
-.PHONY: system venv protos lint-protos models up down status demo test bench clean help
+.PHONY: system venv protos lint-protos models up down status demo test bench clean help clients
 
 help:
 	@echo "make demo    build everything on a fresh machine, bring the suite up, show it working"
@@ -70,8 +70,19 @@ status:
 demo: up
 	$(PYTHON) -m maas_cluster demo
 
-test: system venv protos models lint-protos
+test: system venv protos models lint-protos clients
 	$(PYTHON) -m pytest
+
+# Example clients in other languages (tests/clients/): Node.js packages from package-lock.json, the Go client built
+# offline from protos/ with Debian's Go packages (`make system`).
+clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund
+	touch $@
+
+clients/go/build/maas-go: $(PROTO_SRC) $(wildcard clients/go/maas-go/*.go) clients/go/build.sh
+	bash clients/go/build.sh
+
+clients: system clients/node/node_modules/.installed clients/go/build/maas-go
 
 bench: venv protos models
 	$(PYTHON) -m maas_bench

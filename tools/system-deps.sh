@@ -7,6 +7,16 @@ need=()
 command -v fluidsynth >/dev/null || need+=(fluidsynth)
 [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The example clients (make clients): Node.js, and Go with protobuf/gRPC from Debian (GOPATH build, no downloads).
+# protoc-gen-go (APIv2) and golang/protobuf 1.5: the 1.3 ones (golang-goprotobuf-dev) cannot compile proto3 `optional`.
+command -v node >/dev/null || need+=(nodejs npm)
+command -v go >/dev/null || need+=(golang-go)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v protoc-gen-go-grpc >/dev/null || need+=(protoc-gen-go-grpc)
+[ -d /usr/share/gocode/src/google.golang.org/grpc ] || need+=(golang-google-grpc-dev)
+for pkg in protoc-gen-go golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+done
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""
