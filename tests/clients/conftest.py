@@ -1,8 +1,8 @@
 """The running suite for the multi-language clients' tests, and the checks every client command line must pass.
 
-``suite_gateway`` (session): the whole suite as `make up` runs it (``python -m maas_cluster up``: every enabled
-service of cluster.toml with the real models, then the gateway), on free ports and its own run dir, stopped with
-``down`` at the end. ``MAAS_TEST_GATEWAY=host:port`` uses a suite that already runs instead (e.g. your `make up`).
+``suite_gateway`` (package scope: up for these tests only): the whole suite as `make up` runs it (``python -m
+maas_cluster up``: every enabled service of cluster.toml with the real models, then the gateway), on free ports and
+its own run dir, stopped with ``down`` after the last test of tests/clients. ``MAAS_TEST_GATEWAY=host:port`` uses a suite that already runs instead (e.g. your `make up`).
 
 ``client_checks``: the Node.js and Go example clients take the same command line and print the same JSON
 (proto field names, enums by name, 64-bit integers as strings), so test_node.py and test_go.py run the same checks
@@ -36,7 +36,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def suite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """host:port of the gateway in front of the running suite."""
     given = os.environ.get("MAAS_TEST_GATEWAY")
@@ -112,7 +112,7 @@ class Cli:
         return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node_cli(suite_gateway: str) -> Cli:
     node = shutil.which("node")
     if node is None:
@@ -122,7 +122,7 @@ def node_cli(suite_gateway: str) -> Cli:
     return Cli([node, "examples.mjs"], NODE_DIR, suite_gateway)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def go_cli(suite_gateway: str) -> Cli:
     if not os.access(GO_BIN, os.X_OK):
         pytest.fail("clients/go/build/maas-go is not built: run `make clients` (clients/go/build.sh)")
@@ -221,6 +221,6 @@ class ClientChecks:
             assert title in done.stdout, (title, done.stdout)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client_checks() -> type[ClientChecks]:
     return ClientChecks
