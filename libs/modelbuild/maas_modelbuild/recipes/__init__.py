@@ -4,3 +4,4 @@ from maas_modelbuild.recipes import creative_labels, ner, sentiment, smollm2, te
 
 RECIPES = [text_encoder.RECIPE, sentiment.RECIPE, creative_labels.RECIPE, ner.RECIPE,
            smollm2.RECIPE, smollm2.INT8_RECIPE]
+RECIPES.append(__import__("maas_modelbuild.recipes.music_recommender", fromlist=["RECIPE"]).RECIPE)

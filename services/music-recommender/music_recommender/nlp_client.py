@@ -1,0 +1,33 @@
+"""The call to nlp-analysis's EmbedText: query texts and new tracks' descriptions become content vectors there,
+with the same text-encoder model the catalog's vectors were built with."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import grpc
+import numpy as np
+
+from maas.nlp.v1 import nlp_pb2, nlp_pb2_grpc
+from maas_runtime.errors import InvalidArgument, Unavailable
+
+
+class NlpEmbedder:
+    def __init__(self, address: str, timeout_s: float) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self.channel = grpc.aio.insecure_channel(address)
+        self.stub = nlp_pb2_grpc.NlpAnalysisStub(self.channel)
+
+    async def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        try:
+            reply = await self.stub.EmbedText(nlp_pb2.EmbedTextRequest(texts=list(texts)), timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.INVALID_ARGUMENT:  # e.g. a text over nlp-analysis's own limit
+                raise InvalidArgument("query_text", f"rejected by nlp-analysis: {e.details()}") from e
+            raise Unavailable(f"nlp-analysis (EmbedText at {self.address}) failed: {e.code().name}: "
+                              f"{e.details()}") from e
+        return np.array([list(v.values) for v in reply.embeddings], dtype=np.float32).reshape(len(texts), -1)
+
+    async def close(self) -> None:
+        await self.channel.close()
