@@ -34,7 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from maas_runtime.errors import DeadlineExceeded, Overloaded, Unavailable
 from maas_runtime.executor import BoundedExecutor
 from maas_runtime.generation.decoder import DecoderModel, KVCache
-from maas_runtime.generation.sampling import Sampler, SamplingParams, log_softmax
+from maas_runtime.generation.sampling import LogitsProcessor, Sampler, SamplingParams, log_softmax
 
 log = logging.getLogger("maas.generation")
 
@@ -188,12 +188,14 @@ class GenerationEngine:
         return len(self._waiting) + (self._prefilling is not None)
 
     def generate(self, prompt: Sequence[int], params: SamplingParams, *, stop: StopCallback | None = None,
-                 deadline: float | None = None) -> Generation:
-        """Queue a generation (``deadline``: time.monotonic() value). Raises Overloaded when the queue is full
-        and ValueError when the prompt leaves no room in the context."""
+                 deadline: float | None = None, processor: LogitsProcessor | None = None) -> Generation:
+        """Queue a generation (``deadline``: time.monotonic() value; ``processor``: a per-request constraint on
+        each next token). Raises Overloaded when the queue is full and ValueError when the prompt leaves no
+        room in the context."""
         ids = self._check_prompt(prompt)
         limit = min(params.max_new_tokens, self.context_length - int(ids.shape[0]))
-        seq = _Sequence(ids, params, Sampler(params, self.model.vocab_size, ids), stop, deadline, limit)
+        sampler = Sampler(params, self.model.vocab_size, ids, processor=processor)
+        seq = _Sequence(ids, params, sampler, stop, deadline, limit)
         self._submit(seq)
         return Generation(self, seq)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -42,6 +42,15 @@ class SamplingParams:
             raise ValueError("repetition_penalty must be a finite number > 0")
 
 
+class LogitsProcessor(Protocol):
+    """Per-request constraint on the next token (e.g. a grammar): ``__call__`` returns the logits to sample from
+    (disallowed tokens at -inf), ``advance`` is told the token chosen. Runs on the executor thread."""
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray: ...
+
+    def advance(self, token: int) -> None: ...
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     top = logits.max(axis=-1, keepdims=True)
     shifted = logits - top
@@ -56,8 +65,10 @@ def _logsumexp(x: np.ndarray) -> float:
 class Sampler:
     """One request's sampling state: its RNG and the tokens seen so far (for the repetition penalty)."""
 
-    def __init__(self, params: SamplingParams, vocab_size: int, context: Sequence[int] = ()) -> None:
+    def __init__(self, params: SamplingParams, vocab_size: int, context: Sequence[int] = (),
+                 processor: LogitsProcessor | None = None) -> None:
         self.params = params
+        self.processor = processor
         self.seed = int(params.seed) if params.seed is not None else secrets.randbits(63)
         self.rng = np.random.Generator(np.random.PCG64(self.seed))
         self.seen: np.ndarray | None = None
@@ -69,9 +80,11 @@ class Sampler:
     def __call__(self, logits: np.ndarray) -> tuple[int, float]:
         """Choose the next token from one row of logits [V]; returns (token, log-probability under the model)."""
         logits = np.asarray(logits, dtype=np.float32)
-        token = self._choose(logits)
+        token = self._choose(logits if self.processor is None else self.processor(logits))
         if self.seen is not None:
             self.seen[token] = True
+        if self.processor is not None:
+            self.processor.advance(token)
         return token, float(logits[token]) - _logsumexp(logits)
 
     def _choose(self, logits: np.ndarray) -> int:

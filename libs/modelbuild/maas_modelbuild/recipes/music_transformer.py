@@ -1,0 +1,417 @@
+"""The music model: a small GPT-2 trained here on the music21 corpus (``music-corpus``), served from ONNX.
+
+Data: every piece of the corpus in miditok REMI tokens (one merged stream for all voices), with conditioning
+tokens for style, key, tempo and length (``music_generator.vocab``). A seeded 10% of the pieces of each style
+is held out before anything is trained. Training windows start at a bar (the piece's first bar 30% of the
+time) and are transposed by a random interval each time they are drawn, the key token moving with them, so
+every style is seen in every key.
+
+Model: GPT-2, 4 layers, 256 wide, 4 heads, 1,024 positions (~3.5 M parameters), AdamW, a fixed number of
+steps (the same weights on every machine; budget: ~10 minutes on 2 idle cores), exported with its KV cache by
+``maas_modelbuild.causal_lm`` (checked against PyTorch on a padded batch).
+
+Evaluation (in the manifest): held-out loss and perplexity per style; then, through the serving pipeline
+itself (``music_generator.pipeline`` on the shared generation engine), 100 pieces per style: how many parse
+as MIDI with mido and pretty_midi, in-key share with the key constraint off (the model alone) and on (as
+served), pitch-class entropy, notes per bar, polyphony and pitch range against the same statistics of the
+style's held-out pieces (first bars, same length), and seed determinism.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import logging
+import math
+import random
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maas_modelbuild.core import BuildContext, Recipe
+from maas_modelbuild.recipes import music_corpus
+
+log = logging.getLogger("maas.modelbuild.music_transformer")
+
+NAME = "music-transformer"
+TOKENIZER_FILE = "tokenizer.json"
+# The serving package's vocabulary decides what the model is trained on, and its statistics how it is judged:
+# their source is part of the build key (the rest of the pipeline is not: fixing it does not retrain).
+SHARED_CODE = ("music_generator/vocab.py", "music_generator/stats.py")
+
+STYLE_DEFAULTS = {  # what a request gets when it does not say (tempo: quarter notes a minute; GM program)
+    "chorale": {"tempo_bpm": 84.0, "program": 19},  # church organ
+    "folk": {"tempo_bpm": 104.0, "program": 73},  # flute
+    "fiddle": {"tempo_bpm": 132.0, "program": 40},  # violin
+    "renaissance": {"tempo_bpm": 72.0, "program": 52},  # choir aahs
+}
+
+PARAMS: dict[str, Any] = {
+    "seed": 5,
+    "heldout_fraction": 0.1,
+    "model": {"n_layer": 4, "n_embd": 256, "n_head": 4, "n_positions": 1024, "dropout": 0.1},
+    "window_tokens": 512,
+    "batch_size": 8,
+    "steps": 400,
+    "lr": 2.5e-3,
+    "warmup_steps": 30,
+    "weight_decay": 0.05,
+    "start_of_piece_share": 0.3,
+    "transpose": [-5, 6],
+    "wall_clock_cap_s": 1500,  # safety on a crowded machine (the manifest says if it was hit)
+    "eval": {"pieces_per_style": 100, "bars": 8, "temperature": 1.0, "top_p": 0.95},
+}
+
+
+def _shared_code_digest() -> str:
+    import music_generator
+
+    root = Path(music_generator.__file__).parent.parent
+    h = hashlib.sha256()
+    for rel in SHARED_CODE:
+        h.update((root / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- data
+def prepare(records: list[dict[str, Any]], vocab: Any) -> list[dict[str, Any]]:
+    """Corpus records -> tokenised pieces (body ids, bar starts, key, tempo bucket)."""
+    from music_generator.vocab import estimate_key, tempo_bucket
+
+    lo, hi = vocab.pitch_range
+    pieces = []
+    for r in records:
+        ts = tuple(r["time_signature"])
+        if ts not in vocab.time_signatures:
+            continue
+        notes = [n for n in r["notes"] if lo <= n[2] <= hi]
+        if len(notes) < 8:
+            continue
+        ids = vocab.encode_notes(notes, ts)
+        bars = [i for i, t in enumerate(ids) if t == vocab.bar]
+        if not bars:
+            continue
+        key = estimate_key([n[2] for n in notes], [n[1] for n in notes])
+        bpm = r["tempo_bpm"] or STYLE_DEFAULTS[r["style"]]["tempo_bpm"]
+        pieces.append({"id": r["id"], "style": r["style"], "ids": ids, "bars": bars, "key": key, "ts": ts,
+                       "tempo": tempo_bucket(bpm), "pitches": [n[2] for n in notes]})
+    return pieces
+
+
+def split(pieces: list[dict[str, Any]], seed: int, fraction: float) -> tuple[list, list]:
+    by_style = defaultdict(list)
+    for p in pieces:
+        by_style[p["style"]].append(p)
+    train, held = [], []
+    for style in sorted(by_style):
+        group = sorted(by_style[style], key=lambda p: p["id"])
+        random.Random(f"{seed}-{style}").shuffle(group)
+        n = max(10, int(len(group) * fraction))
+        held += group[:n]
+        train += group[n:]
+    return train, held
+
+
+def window(vocab: Any, piece: dict[str, Any], start_bar: int, shift: int, max_tokens: int) -> list[int] | None:
+    """Conditioning prefix + the piece from ``start_bar`` on (EOS when it ends inside the window)."""
+    bars_left = len(piece["bars"]) - start_bar
+    prefix = vocab.prefix(piece["style"], piece["key"], piece["tempo"], bars_left,
+                          "piece" if start_bar == 0 else "mid")
+    body = piece["ids"][piece["bars"][start_bar]:]
+    room = max_tokens - len(prefix)
+    body = body[:room] if len(body) >= room else body + [vocab.eos]
+    return vocab.transpose(prefix + body, shift) if shift else prefix + body
+
+
+def sampler(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]):  # noqa: ANN201
+    rng = random.Random(p["seed"])
+    weights = [len(x["bars"]) for x in train]
+    lo, hi = p["transpose"]
+
+    def draw() -> list[int]:
+        while True:
+            piece = rng.choices(train, weights)[0]
+            start = 0 if rng.random() < p["start_of_piece_share"] else rng.randrange(len(piece["bars"]))
+            seq = window(vocab, piece, start, rng.randint(lo, hi), p["window_tokens"])
+            if seq is not None:
+                return seq
+
+    return draw
+
+
+def batch_tensors(seqs: list[list[int]], pad: int):  # noqa: ANN201
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        labels[i, 6:len(s)] = torch.tensor(s[6:])  # no loss on the conditioning prefix
+        mask[i, :len(s)] = 1
+    return ids, mask, labels
+
+
+# ---------------------------------------------------------------------------------------------- training
+def train_model(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(p["seed"])
+    m = p["model"]
+    config = GPT2Config(vocab_size=vocab.size, n_positions=m["n_positions"], n_embd=m["n_embd"],
+                        n_layer=m["n_layer"], n_head=m["n_head"], resid_pdrop=m["dropout"],
+                        embd_pdrop=m["dropout"], attn_pdrop=m["dropout"], bos_token_id=vocab.bos,
+                        eos_token_id=vocab.eos, pad_token_id=vocab.pad, attn_implementation="sdpa")
+    model = GPT2LMHeadModel(config)
+    decay = [q for n, q in model.named_parameters() if q.dim() >= 2]
+    no_decay = [q for n, q in model.named_parameters() if q.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": p["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=p["lr"], betas=(0.9, 0.98))
+    steps, warm = p["steps"], p["warmup_steps"]
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    draw = sampler(train, vocab, p)
+    model.train()
+    started, tokens, losses = time.monotonic(), 0, []
+    capped = False
+    for step in range(steps):
+        ids, mask, labels = batch_tensors([draw() for _ in range(p["batch_size"])], vocab.pad)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += int(mask.sum())
+        losses.append(loss.item())
+        if step % 50 == 0 or step == steps - 1:
+            log.info("step %d/%d loss %.3f (%.0f tokens/s)", step, steps, np.mean(losses[-50:]),
+                     tokens / (time.monotonic() - started))
+        if time.monotonic() - started > p["wall_clock_cap_s"]:
+            capped = True
+            log.warning("wall-clock cap hit at step %d", step)
+            break
+    model.eval()
+    return model, {"steps": step + 1, "tokens": tokens, "seconds": round(time.monotonic() - started, 1),
+                   "final_train_loss": round(float(np.mean(losses[-50:])), 4), "wall_clock_cap_hit": capped,
+                   "parameters": sum(q.numel() for q in model.parameters())}
+
+
+def heldout_loss(model: Any, held: list[dict[str, Any]], vocab: Any, max_tokens: int) -> dict[str, Any]:
+    """Mean next-token loss on held-out pieces from their first bar (untransposed), per style and overall."""
+    import torch
+
+    sums, counts = Counter(), Counter()
+    with torch.no_grad():
+        for piece in held:
+            seq = window(vocab, piece, 0, 0, max_tokens)
+            ids, mask, labels = batch_tensors([seq], vocab.pad)
+            logits = model(input_ids=ids, attention_mask=mask).logits[0, :-1]
+            target = labels[0, 1:]
+            keep = target >= 0
+            nll = torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum")
+            sums[piece["style"]] += float(nll)
+            counts[piece["style"]] += int(keep.sum())
+    per_style = {s: {"loss": round(sums[s] / counts[s], 4), "perplexity": round(math.exp(sums[s] / counts[s]), 3),
+                     "tokens": counts[s]} for s in sorted(counts)}
+    total = sum(sums.values()) / sum(counts.values())
+    return {"loss": round(total, 4), "perplexity": round(math.exp(total), 3), "per_style": per_style,
+            "pieces": len(held)}
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def reference_stats(held: list[dict[str, Any]], vocab: Any, bars: int) -> dict[str, dict[str, float]]:
+    """The statistics of each style's held-out pieces over their first ``bars`` bars."""
+    from music_generator.stats import mean_stats, piece_stats
+
+    rows = defaultdict(list)
+    for piece in held:
+        if len(piece["bars"]) < bars:
+            continue
+        end = piece["bars"][bars] if len(piece["bars"]) > bars else len(piece["ids"])
+        notes = vocab.decode(piece["ids"][:end], piece["ts"])
+        rows[piece["style"]].append(piece_stats(notes, bars))
+    return {s: mean_stats(r) for s, r in rows.items()}
+
+
+async def _generate_all(pipeline: Any, styles: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+    from music_generator.pipeline import ComposeRequest
+    from music_generator.stats import in_key_share, mean_stats, piece_stats
+
+    e = p["eval"]
+    out: dict[str, Any] = {}
+    for style in styles:
+        keys = list(styles[style]["keys"])
+        weights = np.array(list(styles[style]["keys"].values()))
+        rng = np.random.default_rng(p["seed"])
+        requests = [ComposeRequest(style=style, key=keys[int(rng.choice(len(keys), p=weights / weights.sum()))],
+                                   bars=e["bars"], temperature=e["temperature"], top_p=e["top_p"], seed=1000 + i)
+                    for i in range(e["pieces_per_style"])]
+        served = await asyncio.gather(*(pipeline.compose(r) for r in requests))
+        free = await asyncio.gather(*(pipeline.compose(ComposeRequest(**{**r.__dict__, "chromatic": True}))
+                                      for r in requests))
+        again = await pipeline.compose(requests[0])
+        out[style] = {"served": served, "free": free, "deterministic": again.midi == served[0].midi,
+                      "stats": mean_stats([piece_stats(c.notes, c.bars) for c in served]),
+                      "in_key_served": float(np.mean([in_key_share(c.notes, c.plan.key) for c in served])),
+                      "in_key_model_alone": float(np.mean([in_key_share(c.notes, c.plan.key) for c in free])),
+                      "bars_delivered": float(np.mean([c.bars == e["bars"] for c in served]))}
+    return out
+
+
+def midi_parses(midi: bytes) -> tuple[bool, bool]:
+    import mido
+    import pretty_midi
+
+    ok_mido = ok_pm = True
+    try:
+        mido.MidiFile(file=io.BytesIO(midi))
+    except Exception:  # noqa: BLE001
+        ok_mido = False
+    try:
+        pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+        ok_pm = sum(len(i.notes) for i in pm.instruments) > 0
+    except Exception:  # noqa: BLE001
+        ok_pm = False
+    return ok_mido, ok_pm
+
+
+def evaluate_generation(out_dir: Path, manifest: dict[str, Any], held: list, vocab: Any,
+                        p: dict[str, Any]) -> dict[str, Any]:
+    from maas_runtime.executor import BoundedExecutor
+    from maas_runtime.onnx_model import OnnxModel
+    from music_generator.pipeline import MusicPipeline
+    from music_generator.settings import MusicGenSettings
+    from music_generator.stats import STATS
+
+    settings = MusicGenSettings(model_repository=out_dir.parent, max_batch_size=32, max_queue_size=1024)
+    executor = BoundedExecutor(1)
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    session = ort.InferenceSession(str(out_dir / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"])
+    model = OnnxModel(NAME, 1, out_dir, manifest, session, executor)
+
+    async def run() -> dict[str, Any]:
+        pipeline = MusicPipeline(model, settings)
+        try:
+            return await _generate_all(pipeline, manifest["styles"], p)
+        finally:
+            await pipeline.close()
+
+    started = time.monotonic()
+    results = asyncio.run(run())
+    executor.shutdown()
+    reference = reference_stats(held, vocab, p["eval"]["bars"])
+    report: dict[str, Any] = {"pieces_per_style": p["eval"]["pieces_per_style"], "bars": p["eval"]["bars"],
+                              "temperature": p["eval"]["temperature"], "top_p": p["eval"]["top_p"], "styles": {}}
+    total = parsed_mido = parsed_pm = 0
+    for style, r in results.items():
+        for c in [*r["served"], *r["free"]]:
+            a, b = midi_parses(c.midi)
+            total, parsed_mido, parsed_pm = total + 1, parsed_mido + a, parsed_pm + b
+        ref = reference.get(style, {})
+        rel = {k: round(abs(r["stats"][k] - ref[k]) / ref[k], 4) for k in STATS if ref.get(k)}
+        report["styles"][style] = {
+            "generated": {k: round(v, 3) for k, v in r["stats"].items()},
+            "heldout_reference": {k: round(v, 3) for k, v in ref.items()},
+            "relative_difference": rel,
+            "within_10_percent": {k: v <= 0.10 for k, v in rel.items()},
+            "in_key_share_served": round(r["in_key_served"], 4),
+            "in_key_share_model_alone": round(r["in_key_model_alone"], 4),
+            "requested_bars_delivered": round(r["bars_delivered"], 3),
+            "same_seed_same_midi": r["deterministic"],
+        }
+    report["midi_files"] = total
+    report["parse_rate_mido"] = round(parsed_mido / total, 4)
+    report["parse_rate_pretty_midi"] = round(parsed_pm / total, 4)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- build
+def style_table(pieces: list[dict[str, Any]]) -> dict[str, Any]:
+    from music_generator.vocab import STYLES
+
+    table = {}
+    for style in STYLES:
+        group = [p for p in pieces if p["style"] == style]
+        keys = Counter(str(p["key"]) for p in group)
+        pitches = np.concatenate([np.asarray(p["pitches"]) for p in group])
+        ts = Counter(p["ts"] for p in group).most_common(1)[0][0]
+        table[style] = {
+            **STYLE_DEFAULTS[style],
+            "time_signature": list(ts),
+            "pitch_range": [int(np.percentile(pitches, 0.5)), int(np.percentile(pitches, 99.5))],
+            "keys": {k: round(n / len(group), 4) for k, n in keys.most_common()},
+            "median_bars": int(np.median([len(p["bars"]) for p in group])),
+            "pieces": len(group),
+        }
+    return table
+
+
+def build(ctx: BuildContext) -> dict[str, Any]:
+    import torch
+
+    from maas_modelbuild import causal_lm
+    from music_generator.vocab import Vocabulary, make_tokenizer
+
+    p = ctx.params
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    random.seed(p["seed"])
+    np.random.seed(p["seed"])
+    tokenizer = make_tokenizer()
+    tokenizer.save(ctx.out_dir / TOKENIZER_FILE)
+    vocab = Vocabulary(make_tokenizer(str(ctx.out_dir / TOKENIZER_FILE)))
+    records = music_corpus.load(ctx.dependency("music-corpus"))
+    pieces = prepare(records, vocab)
+    train, held = split(pieces, p["seed"], p["heldout_fraction"])
+    log.info("music: %d pieces (%d train, %d held out), vocabulary %d", len(pieces), len(train), len(held),
+             vocab.size)
+    model, training = train_model(train, vocab, p)
+    heldout = heldout_loss(model, held, vocab, p["window_tokens"])
+    log.info("held-out loss %.3f (perplexity %.2f)", heldout["loss"], heldout["perplexity"])
+
+    hf_dir = ctx.out_dir.parent / f".{ctx.out_dir.name}-hf"
+    model.save_pretrained(hf_dir)
+    try:
+        fields = causal_lm.export(causal_lm.load_model(hf_dir), ctx.out_dir / "model.onnx")
+    finally:
+        import shutil
+
+        shutil.rmtree(hf_dir, ignore_errors=True)
+    manifest = {
+        "task": "symbolic-music-generation",
+        **fields,
+        "context_length": p["model"]["n_positions"],
+        "trained_window_tokens": p["window_tokens"],
+        "tokenizer": TOKENIZER_FILE,
+        "tokenization": "miditok REMI (merged voices, no velocities) + conditioning tokens (music_generator.vocab)",
+        "styles": style_table(pieces),
+        "training": {**training, "pieces": len(train), "train_tokens_per_epoch": sum(len(x["ids"]) for x in train)},
+        "license": "weights trained here on the music21 corpus (BSD-3-Clause; the works are public domain)",
+    }
+    evaluation = {"heldout": heldout}
+    evaluation["generation"] = evaluate_generation(ctx.out_dir, {**manifest, "name": NAME, "version": 1}, held,
+                                                   vocab, p)
+    log.info("generation: %s", {s: v["relative_difference"] for s, v in evaluation["generation"]["styles"].items()})
+    manifest["evaluation"] = evaluation
+    return manifest
+
+
+RECIPE = Recipe(
+    name=NAME,
+    version=1,
+    build=build,
+    description="GPT-2 (4x256) over REMI tokens with style/key/tempo/length conditioning, trained on music21",
+    sources=("music21", "miditok", "torch", "transformers"),
+    params={**PARAMS, "shared_code": _shared_code_digest()},
+    depends=("music-corpus",),
+    budget_s=720,
+)

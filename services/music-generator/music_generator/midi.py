@@ -1,0 +1,92 @@
+"""Standard MIDI files in and out, with mido (pure Python: a hostile primer raises, it cannot crash the server)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Sequence
+
+import mido
+
+from music_generator.vocab import TICKS_PER_QUARTER, Note
+
+
+class MidiError(ValueError):
+    """The bytes are not a MIDI file this service can continue (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Primer:
+    notes: list[tuple[float, float, int]]  # (onset, duration, pitch) in quarter notes
+    time_signature: tuple[int, int] | None
+    tempo_bpm: float | None
+    program: int | None
+
+
+def read_primer(data: bytes, *, max_notes: int) -> Primer:
+    """Every note-on/off pair of every non-drum channel, merged; the first time signature, tempo and program."""
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001 - mido raises many types on bad bytes; all mean "not MIDI"
+        raise MidiError(f"not a standard MIDI file ({type(e).__name__}: {e})"[:300]) from None
+    if mid.type == 2:
+        raise MidiError("MIDI type 2 (independent sequences) is not supported")
+    tpq = mid.ticks_per_beat
+    if not tpq or tpq <= 0:
+        raise MidiError("SMPTE time division is not supported: use ticks per quarter note")
+    ts: tuple[int, int] | None = None
+    bpm: float | None = None
+    program: int | None = None
+    notes: list[tuple[float, float, int]] = []
+    for track in mid.tracks:
+        now = 0
+        sounding: dict[tuple[int, int], int] = {}
+        for msg in track:
+            now += msg.time
+            if msg.type == "time_signature" and ts is None:
+                ts = (msg.numerator, msg.denominator)
+            elif msg.type == "set_tempo" and bpm is None:
+                bpm = mido.tempo2bpm(msg.tempo)
+            elif msg.type == "program_change" and program is None and msg.channel != 9:
+                program = msg.program
+            elif msg.type in ("note_on", "note_off") and msg.channel != 9:
+                k = (msg.channel, msg.note)
+                if msg.type == "note_on" and msg.velocity > 0:
+                    sounding.setdefault(k, now)
+                elif k in sounding:
+                    start = sounding.pop(k)
+                    if now > start:
+                        notes.append((start / tpq, (now - start) / tpq, msg.note))
+                        if len(notes) > max_notes:
+                            raise MidiError(f"more than {max_notes} notes: send a shorter primer")
+    notes.sort()
+    return Primer(notes, ts, bpm, program)
+
+
+def write_midi(notes: Sequence[Note], *, tempo_bpm: float, time_signature: tuple[int, int], program: int,
+               velocities: Sequence[int], title: str = "") -> bytes:
+    """One track on channel 0 (channel 9 is drums in General MIDI): tempo, meter, program, the notes."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    events: list[tuple[int, int, mido.Message]] = []
+    for n, vel in zip(notes, velocities):
+        on = int(round(n.start * TICKS_PER_QUARTER))
+        off = max(on + 1, int(round((n.start + n.duration) * TICKS_PER_QUARTER)))
+        events.append((on, 1, mido.Message("note_on", note=n.pitch, velocity=vel, channel=0)))
+        events.append((off, 0, mido.Message("note_off", note=n.pitch, velocity=0, channel=0)))
+    events.sort(key=lambda e: (e[0], e[1]))  # at one tick, offs before ons (a repeated note re-strikes)
+    if title:
+        track.append(mido.MetaMessage("track_name", name=title[:120], time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    track.append(mido.MetaMessage("time_signature", numerator=time_signature[0],
+                                  denominator=time_signature[1], time=0))
+    track.append(mido.Message("program_change", program=program, channel=0, time=0))
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    out = io.BytesIO()
+    mid.save(file=out)
+    return out.getvalue()

@@ -1,0 +1,35 @@
+"""music-generator settings: env vars prefixed ``MUSICGEN_`` (e.g. MUSICGEN_PORT=50054)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from maas_runtime.settings import ModelSettings, ServerSettings
+
+
+class MusicGenSettings(ServerSettings, ModelSettings):
+    model_config = SettingsConfigDict(env_prefix="MUSICGEN_", extra="ignore")
+
+    port: int = Field(50054, ge=0, le=65535)
+    model: str = "music-transformer"
+    # One thread runs the model (every request shares each decoding step), with all cores for ONNX Runtime.
+    executor_workers: int = Field(1, ge=1)
+    max_batch_size: int = Field(16, ge=1)
+    max_queue_size: int = Field(64, ge=1)
+    # Request limits (beyond them: INVALID_ARGUMENT naming the field).
+    max_bars: int = Field(32, ge=1)
+    min_tempo_bpm: float = Field(20.0, gt=0)
+    max_tempo_bpm: float = Field(300.0, gt=0)
+    max_primer_bytes: int = Field(256 * 1024, ge=64)
+    max_primer_notes: int = Field(2000, ge=1)
+    default_bars: int = Field(8, ge=1)
+    default_temperature: float = Field(1.0, gt=0)
+    default_top_p: float = Field(0.95, gt=0, le=1)
+    # Renders: FluidSynth (a Debian package) with a General MIDI soundfont.
+    fluidsynth: str = "fluidsynth"
+    soundfont: Path = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    render_timeout_s: float = Field(60.0, gt=0)
+    max_render_seconds: float = Field(600.0, gt=0, description="longest piece (in seconds) rendered to audio")

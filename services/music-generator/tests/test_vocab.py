@@ -1,0 +1,122 @@
+"""The vocabulary, the grammar and MIDI in and out, without the model."""
+
+import io
+import random
+
+import mido
+import numpy as np
+import pretty_midi
+import pytest
+
+from music_generator.midi import MidiError, read_primer, write_midi
+from music_generator.stats import in_key_share, piece_stats
+from music_generator.vocab import Grammar, Key, Vocabulary, estimate_key, make_tokenizer, parse_key
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return Vocabulary(make_tokenizer())
+
+
+@pytest.mark.parametrize("text,key", [("D minor", Key(2, "minor")), ("F# major", Key(6, "major")),
+                                      ("Bb", Key(10, "major")), ("c# min", Key(1, "minor")),
+                                      ("Am", Key(9, "minor")), ("E♭ major", Key(3, "major"))])
+def test_keys_parse(text, key):
+    assert parse_key(text) == key
+
+
+@pytest.mark.parametrize("text", ["", "H major", "D minor minor", "C##", "12", "major"])
+def test_malformed_keys_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_key(text)
+
+
+def test_key_estimation_finds_a_scale_and_its_relative_minor():
+    c_major = [60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60]
+    assert estimate_key(c_major, [1] * len(c_major)) == Key(0, "major")
+    a_minor = [57, 60, 64, 69, 68, 69, 71, 72, 64, 57, 52, 57]  # arpeggios on A, the leading tone G#
+    assert estimate_key(a_minor, [2, 1, 1, 2, 1, 2, 1, 1, 1, 2, 1, 3]) == Key(9, "minor")
+
+
+def run_grammar(vocab, grammar, rng, steps=2000):
+    """Random logits through the grammar, as the engine samples: the stream it allows."""
+    out = []
+    for _ in range(steps):
+        allowed = grammar(rng.standard_normal(vocab.size).astype(np.float32))
+        token = int(np.argmax(allowed))
+        assert np.isfinite(allowed[token])
+        grammar.advance(token)
+        out.append(token)
+        if token == vocab.eos:
+            break
+    return out
+
+
+@pytest.mark.parametrize("ts,bars", [((4, 4), 4), ((6, 8), 3), ((3, 4), 5), ((2, 2), 1)])
+def test_grammar_gives_exactly_the_bars_asked_for_in_the_meter_and_key(vocab, ts, bars):
+    key = Key(2, "minor")
+    grammar = Grammar(vocab, ts, bars, key=key, pitch_range=(48, 84))
+    ids = run_grammar(vocab, grammar, np.random.default_rng(bars))
+    assert ids[-1] == vocab.eos and vocab.bars_in(ids) == bars
+    notes = vocab.decode(ids, ts)
+    bar_len = ts[0] * 4 / ts[1]
+    assert notes and all(48 <= n.pitch <= 84 for n in notes)
+    assert all(n.pitch % 12 in key.pitch_classes() for n in notes)
+    assert all(n.bar * bar_len <= n.start < (n.bar + 1) * bar_len for n in notes)
+    assert [n.start for n in notes] == sorted(n.start for n in notes)
+
+
+def test_notes_survive_tokens_and_transposition(vocab):
+    notes = [(0.0, 1.0, 60), (1.0, 0.5, 64), (1.5, 0.5, 67), (2.0, 2.0, 72), (4.0, 4.0, 48), (4.0, 4.0, 55)]
+    ids = vocab.encode_notes(notes, (4, 4))
+    back = vocab.decode(ids, (4, 4))
+    assert sorted((n.start, n.duration, n.pitch) for n in back) == sorted(notes)
+    up = vocab.decode(vocab.transpose(ids, 3), (4, 4))
+    assert sorted(n.pitch for n in up) == sorted(p + 3 for *_, p in notes)
+    assert vocab.transpose(ids, 100) is None
+
+
+def test_midi_written_reads_back_with_mido_pretty_midi_and_as_a_primer(vocab):
+    notes = vocab.decode(vocab.encode_notes([(0.0, 1.0, 62), (1.0, 1.0, 65), (2.0, 2.0, 69), (2.0, 2.0, 62)],
+                                            (3, 4)), (3, 4))
+    midi = write_midi(notes, tempo_bpm=90, time_signature=(3, 4), program=40, velocities=[80] * len(notes))
+    assert len(mido.MidiFile(file=io.BytesIO(midi)).tracks) == 1
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    assert pm.instruments[0].program == 40 and len(pm.instruments[0].notes) == 4
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(90)
+    assert pm.instruments[0].notes[-1].end == pytest.approx(4 * 60 / 90, abs=1e-3)
+    primer = read_primer(midi, max_notes=100)
+    assert primer.time_signature == (3, 4) and primer.program == 40 and primer.tempo_bpm == pytest.approx(90)
+    assert sorted(primer.notes) == sorted((n.start, n.duration, n.pitch) for n in notes)
+
+
+def test_the_primer_parser_only_ever_says_not_midi_on_random_and_truncated_bytes(vocab):
+    notes = vocab.decode(vocab.encode_notes([(i * 0.5, 0.5, 60 + i % 12) for i in range(64)], (4, 4)), (4, 4))
+    good = write_midi(notes, tempo_bpm=120, time_signature=(4, 4), program=0, velocities=[80] * len(notes))
+    rng = random.Random(7)
+    cases = [good[:n] for n in range(0, len(good), 7)]
+    cases += [bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 400))) for _ in range(300)]
+    cases += [b"MThd" + bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 200))) for _ in range(300)]
+    flipped = []
+    for _ in range(300):
+        b = bytearray(good)
+        for _ in range(rng.randrange(1, 8)):
+            b[rng.randrange(len(b))] = rng.getrandbits(8)
+        flipped.append(bytes(b))
+    for data in cases + flipped:
+        try:
+            primer = read_primer(data, max_notes=5000)
+        except MidiError:
+            continue
+        assert all(d > 0 for _, d, _ in primer.notes)  # a corrupted file that still parses: sane notes
+    with pytest.raises(MidiError):
+        read_primer(good, max_notes=10)
+
+
+def test_statistics_of_a_known_piece(vocab):
+    ids = vocab.encode_notes([(0.0, 2.0, 60), (0.0, 2.0, 64), (2.0, 2.0, 67), (4.0, 4.0, 72)], (4, 4))
+    notes = vocab.decode(ids, (4, 4))
+    s = piece_stats(notes, 2)
+    assert s["notes_per_bar"] == 2 and s["pitch_range"] == 12 and s["polyphony"] == pytest.approx(4 / 3)
+    assert s["pitch_class_entropy"] == pytest.approx(1.5)  # C twice, E, G: -(.5 log .5 + 2 * .25 log .25)
+    assert in_key_share(notes, Key(0, "major")) == 1.0 and in_key_share(notes, Key(1, "major")) == 0.5  # C is B# in C# major
