@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from maas_bench import gateway, nlp, textgen
+from maas_bench import gateway, nlp, recommender, textgen
 
-BENCHES = {"nlp": nlp.run, "gateway": gateway.run, "textgen": textgen.run}
+BENCHES = {"nlp": nlp.run, "gateway": gateway.run, "textgen": textgen.run, "recommender": recommender.run}
 
 
 def main() -> None:

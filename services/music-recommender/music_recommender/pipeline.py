@@ -120,6 +120,10 @@ class RecommenderPipeline:
         if s.synthetic_items:
             snap = await self.trainer.run(S.synthetic, s.synthetic_items, self.als.factors, self.content_dim,
                                           s.ann_nprobe)
+            # the first 10k synthetic tracks go into the store too, so that load tests can record listening
+            rows = [StoredTrack(CatalogTrack(track_id=snap.ids[i], title=snap.titles[i]), snap.content[i], "api")
+                    for i in range(min(10_000, len(snap)))]
+            await self.io.run(self.store.upsert_tracks, rows)
             self._install(snap)
         else:
             seeded = await self.io.run(self.seed_catalog)
