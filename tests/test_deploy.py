@@ -166,9 +166,11 @@ def test_cluster_toml_plan(cluster):
     assert (textgen.enabled, textgen.module, textgen.env_prefix, textgen.port, textgen.metrics_port) == (
         True, "text_generator", "TEXTGEN_", 50053, 9093)
     assert "maas.textgen.v1.TextGenerator" in textgen.grpc_services
-    planned = {"music-generator": 50054, "music-recommender": 50055}
-    for name, port in planned.items():
-        assert by_name[name].port == port and by_name[name].enabled is False, name
+    music = by_name["music-generator"]
+    assert (music.enabled, music.module, music.env_prefix, music.port, music.metrics_port) == (
+        True, "music_generator", "MUSICGEN_", 50054, 9094)
+    assert "maas.music.v1.MusicGenerator" in music.grpc_services
+    assert by_name["music-recommender"].port == 50055
     assert cluster.services[-1].kind == "gateway", "the gateway starts last"
     assert cluster.model_repository == (ROOT / "models").resolve()
     assert cluster.startup_timeout_s == 300 and cluster.stop_timeout_s == 30
