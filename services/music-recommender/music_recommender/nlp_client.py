@@ -12,6 +12,9 @@ from maas.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 from maas_runtime.errors import InvalidArgument, Unavailable
 
 
+CHUNK = 32  # texts per EmbedText call (nlp-analysis takes up to NLP_MAX_TEXTS, 64 by default)
+
+
 class NlpEmbedder:
     def __init__(self, address: str, timeout_s: float) -> None:
         self.address = address
@@ -19,15 +22,21 @@ class NlpEmbedder:
         self.channel = grpc.aio.insecure_channel(address)
         self.stub = nlp_pb2_grpc.NlpAnalysisStub(self.channel)
 
-    async def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        try:
-            reply = await self.stub.EmbedText(nlp_pb2.EmbedTextRequest(texts=list(texts)), timeout=self.timeout_s)
-        except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.INVALID_ARGUMENT:  # e.g. a text over nlp-analysis's own limit
-                raise InvalidArgument("query_text", f"rejected by nlp-analysis: {e.details()}") from e
-            raise Unavailable(f"nlp-analysis (EmbedText at {self.address}) failed: {e.code().name}: "
-                              f"{e.details()}") from e
-        return np.array([list(v.values) for v in reply.embeddings], dtype=np.float32).reshape(len(texts), -1)
+    async def __call__(self, texts: Sequence[str], field: str = "query_text") -> np.ndarray:
+        """One vector per text (in chunks under nlp-analysis's per-request limit). ``field`` names the request
+        field the texts came from, for the INVALID_ARGUMENT nlp-analysis may answer (e.g. a text too long)."""
+        out = []
+        for i in range(0, len(texts), CHUNK):
+            chunk = list(texts[i:i + CHUNK])
+            try:
+                reply = await self.stub.EmbedText(nlp_pb2.EmbedTextRequest(texts=chunk), timeout=self.timeout_s)
+            except grpc.aio.AioRpcError as e:
+                if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidArgument(field, f"rejected by nlp-analysis: {e.details()}") from e
+                raise Unavailable(f"nlp-analysis (EmbedText at {self.address}) failed: {e.code().name}: "
+                                  f"{e.details()}") from e
+            out.append(np.array([list(v.values) for v in reply.embeddings], dtype=np.float32).reshape(len(chunk), -1))
+        return np.concatenate(out)
 
     async def close(self) -> None:
         await self.channel.close()

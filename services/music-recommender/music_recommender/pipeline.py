@@ -31,7 +31,7 @@ from music_recommender.store import EVENT_KINDS, Event, Store, StoredTrack
 
 log = logging.getLogger("maas.music_recommender")
 
-Embedder = Callable[[Sequence[str]], Awaitable[np.ndarray]]
+Embedder = Callable[..., Awaitable[np.ndarray]]  # (texts, field name for errors) -> [len(texts), dim]
 
 # With a query (or seeds) the request's own words lead; what we know of the listener nudges.
 QUERY_WEIGHT = 1.0
@@ -233,7 +233,7 @@ class RecommenderPipeline:
         query = np.zeros(self.content_dim, np.float32)
         qtext = query_text.strip()
         if qtext:
-            query += features.pad(await self.embed_text([qtext]), self.content_dim)[0]
+            query += features.pad(await self.embed_text([qtext], "query_text"), self.content_dim)[0]
         if seeds:
             sv = snap.content[seeds].mean(0)
             query += sv / max(float(np.linalg.norm(sv)), 1e-9)
@@ -465,7 +465,8 @@ class RecommenderPipeline:
             t.tags = list(t.tags) or title_tags(t.title)
             t.profile = t.description.strip() or profile_text(t)
             t.description = t.description.strip() or describe(t)
-        vectors = await self.embed_text([t.profile for t in tracks])  # nlp-analysis: UNAVAILABLE if it is down
+        # nlp-analysis: UNAVAILABLE if it is down (nothing is written then)
+        vectors = await self.embed_text([t.profile for t in tracks], "tracks")
         content = features.content_vectors(vectors[:, :self.text_dim], [features.symbolic(t) for t in tracks])
         rows = [StoredTrack(t, c, "api") for t, c in zip(tracks, content)]
         async with self._catalog_lock:

@@ -53,8 +53,8 @@ def make_settings(repository, nlp_address, tmp_path_factory):
     def make(**kw) -> RecommenderSettings:
         kw.setdefault("store_url", f"sqlite:///{tmp_path_factory.mktemp('store')}/store.sqlite3")
         kw.setdefault("nlp_addr", nlp_address)
-        return RecommenderSettings(host="127.0.0.1", port=0, model_repository=repository, log_format="text",
-                                   retrain_interval_s=0, **kw)
+        kw.setdefault("retrain_interval_s", 0)
+        return RecommenderSettings(host="127.0.0.1", port=0, model_repository=repository, log_format="text", **kw)
 
     return make
 

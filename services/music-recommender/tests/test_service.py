@@ -224,3 +224,29 @@ async def test_nlp_down_is_unavailable_and_writes_nothing(start_app):
         # what does not need nlp-analysis still works
         reply = await stub.SimilarTracks(pb.SimilarTracksRequest(track_id=CHORALE, k=3))
         assert len(reply.recommendations) == 3
+
+
+async def test_scheduled_retraining_picks_up_new_events(start_app):
+    app, address = await start_app(retrain_interval_s=0.5)
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = recommender_pb2_grpc.MusicRecommenderStub(ch)
+        first = (await stub.Recommend(pb.RecommendRequest(query_text="a jig", k=1))).snapshot_version
+        await asyncio.sleep(1.2)
+        idle = (await stub.Recommend(pb.RecommendRequest(query_text="a jig", k=1))).snapshot_version
+        assert idle == first, "no new events: no retrain"
+        await stub.RecordInteractions(pb.RecordInteractionsRequest(events=[event(uid("u"), CHORALE)]))
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            now = (await stub.Recommend(pb.RecommendRequest(query_text="a jig", k=1))).snapshot_version
+            if now > first:
+                break
+        assert now > first
+
+
+async def test_a_large_upsert_is_embedded_in_chunks(stub):
+    tracks = [pb.CatalogTrack(track_id=uid("bulk"), title=f"Bulk piece {i}", description=f"a gentle lullaby number {i}")
+              for i in range(100)]
+    reply = await stub.UpsertTracks(pb.UpsertTracksRequest(tracks=tracks))
+    assert reply.created == 100
+    got = await stub.GetTrack(pb.GetTrackRequest(track_id=tracks[99].track_id))
+    assert got.track.description == "a gentle lullaby number 99"
