@@ -15,7 +15,6 @@ are re-scored exactly):
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence

@@ -357,7 +357,7 @@ class RecommenderPipeline:
             if filtered and len(chunk):
                 chunk = chunk[self._allowed(snap, rows[chunk], f)]
             picked.extend(chunk[:k - len(picked)].tolist())
-            if len(picked) >= k or not len(chunk) and start + max(256, 4 * k) >= len(order):
+            if len(picked) >= k:
                 break
         return [(int(rows[j]), float(scores[j]), contrib[j]) for j in picked]
 
@@ -376,9 +376,8 @@ class RecommenderPipeline:
     def _reason(self, snap: S.Snapshot, row: int, c: np.ndarray, query_text: str, seeds: Sequence[int],
                 history: np.ndarray, cold: bool) -> str:
         part = int(np.argmax(c))
-        if float(c[part]) <= 1e-6:
-            return "new in the catalog" if snap.plays[row] == 0 and cold is False else \
-                "no listening data yet: from the catalog"
+        if float(c[part]) <= 1e-6:  # nothing to go on: no query, no history, no plays anywhere
+            return "no listening data yet: from the catalog"
         name = M.COMPONENTS[part]
         if name == "query":
             if query_text:
