@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
@@ -100,6 +101,7 @@ class RecommenderPipeline:
         self._catalog_lock = asyncio.Lock()
         self._new_events = 0
         self._scheduler: asyncio.Task | None = None
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def models(self) -> list[OnnxModel]:
@@ -233,7 +235,7 @@ class RecommenderPipeline:
         query = np.zeros(self.content_dim, np.float32)
         qtext = query_text.strip()
         if qtext:
-            query += features.pad(await self.embed_text([qtext], "query_text"), self.content_dim)[0]
+            query += await self._embed_query(qtext)
         if seeds:
             sv = snap.content[seeds].mean(0)
             query += sv / max(float(np.linalg.norm(sv)), 1e-9)
@@ -277,6 +279,20 @@ class RecommenderPipeline:
         ranked = await self._rank(snap, cand, user_f, zero, query, weights, k, filters, exclude)
         out = await self._explain(snap, ranked, "", [row], np.zeros(0, np.int64), np.zeros(0), False)
         return RecommendResult(out, False, snap.version)
+
+    async def _embed_query(self, text: str) -> np.ndarray:
+        """EmbedText of a query, through a small LRU (the same words often come back: UI presets, paging)."""
+        hit = self._query_cache.get(text)
+        if hit is not None:
+            self._query_cache.move_to_end(text)
+            return hit
+        vec = features.pad(await self.embed_text([text], "query_text"), self.content_dim)[0]
+        vec.setflags(write=False)
+        if self.settings.query_cache_size:
+            self._query_cache[text] = vec
+            while len(self._query_cache) > self.settings.query_cache_size:
+                self._query_cache.popitem(last=False)
+        return vec
 
     def _ready(self) -> S.Snapshot:
         snap = self.snapshot

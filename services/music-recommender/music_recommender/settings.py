@@ -29,6 +29,7 @@ class RecommenderSettings(ServerSettings, ModelSettings):
     max_id_chars: int = Field(200, ge=1)
     max_text_chars: int = Field(4000, ge=1, description="characters of a track's text fields")
     history_limit: int = Field(500, ge=1, description="latest events of a user read per request")
+    query_cache_size: int = Field(4096, ge=0, description="query_text embeddings kept (LRU); 0: off")
     # Retraining from the store: on demand (RetrainModel) and every retrain_interval_s when new events arrived.
     retrain_interval_s: float = Field(3600.0, ge=0, description="0: no scheduled retraining")
     # Catalogs of at least this many tracks get an ANN index (faiss IVF) for candidate generation.

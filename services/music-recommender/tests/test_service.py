@@ -250,3 +250,23 @@ async def test_a_large_upsert_is_embedded_in_chunks(stub):
     assert reply.created == 100
     got = await stub.GetTrack(pb.GetTrackRequest(track_id=tracks[99].track_id))
     assert got.track.description == "a gentle lullaby number 99"
+
+
+async def test_a_repeated_query_is_embedded_once(recommender, stub):
+    pipeline = recommender[0].pipeline
+    calls = []
+    real = pipeline.embed_text
+
+    async def counting(texts, field="query_text"):
+        calls.append(list(texts))
+        return await real(texts, field)
+
+    pipeline.embed_text = counting
+    try:
+        text = f"a cheerful hornpipe {uuid.uuid4().hex[:6]}"
+        first = await stub.Recommend(pb.RecommendRequest(query_text=text, k=5))
+        second = await stub.Recommend(pb.RecommendRequest(query_text=text, k=5))
+    finally:
+        pipeline.embed_text = real
+    assert calls == [[text]]
+    assert [r.track.track_id for r in first.recommendations] == [r.track.track_id for r in second.recommendations]
