@@ -16,11 +16,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import numpy as np
 
-from maas_runtime.errors import InvalidArgument, NotFound
+from maas_runtime.errors import InvalidArgument, NotFound, Unavailable
 from maas_runtime.executor import BoundedExecutor
 from maas_runtime.onnx_model import OnnxModel
 from music_recommender import features
@@ -103,6 +103,13 @@ class RecommenderPipeline:
         self._scheduler: asyncio.Task | None = None
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
+    async def _store(self, fn: Callable, *args: Any) -> Any:
+        """A store call on the store thread; a database that cannot be reached is UNAVAILABLE (retryable)."""
+        try:
+            return await self.io.run(fn, *args)
+        except self.store.transient as e:
+            raise Unavailable(f"the interaction store is unavailable: {type(e).__name__}: {e}") from e
+
     @property
     def models(self) -> list[OnnxModel]:
         return [self.scorer]
@@ -125,7 +132,7 @@ class RecommenderPipeline:
             # the first 10k synthetic tracks go into the store too, so that load tests can record listening
             rows = [StoredTrack(CatalogTrack(track_id=snap.ids[i], title=snap.titles[i]), snap.content[i], "api")
                     for i in range(min(10_000, len(snap)))]
-            await self.io.run(self.store.upsert_tracks, rows)
+            await self._store(self.store.upsert_tracks, rows)
             self._install(snap)
         else:
             seeded = await self.io.run(self.seed_catalog)
@@ -182,7 +189,10 @@ class RecommenderPipeline:
             pending = self._new_events
             started = time.monotonic()
             async with self._catalog_lock:  # an upsert during the build would be lost by the swap
-                snap = await self.trainer.run(self._build, self._next_version())
+                try:
+                    snap = await self.trainer.run(self._build, self._next_version())
+                except self.store.transient as e:
+                    raise Unavailable(f"the interaction store is unavailable: {type(e).__name__}: {e}") from e
                 self._install(snap)
             self._new_events -= pending
             return RetrainResult(snap.version, len(snap), snap.users, snap.events, time.monotonic() - started)
@@ -227,7 +237,7 @@ class RecommenderPipeline:
                 raise NotFound(f"seed_track_ids[{i}]: track {t!r} is not in the catalog")
             seeds.append(snap.index[t])
 
-        history = await self.io.run(self.store.user_events, user_id, s.history_limit) if user_id else []
+        history = await self._store(self.store.user_events, user_id, s.history_limit) if user_id else []
         items, conf, heard = self._history(snap, history)
         cold = bool(user_id) and not history
         user_f = M.fold_in(snap.item_factors, snap.gram, self.als, items, conf)
@@ -297,8 +307,6 @@ class RecommenderPipeline:
     def _ready(self) -> S.Snapshot:
         snap = self.snapshot
         if snap is None:
-            from maas_runtime.errors import Unavailable
-
             raise Unavailable("the recommender is still loading")
         return snap
 
@@ -380,7 +388,11 @@ class RecommenderPipeline:
     async def _explain(self, snap: S.Snapshot, ranked: list[tuple[int, float, np.ndarray]], query_text: str,
                        seeds: Sequence[int], history: np.ndarray, conf: np.ndarray, cold: bool) -> list[Recommended]:
         ids = [snap.ids[r] for r in ranked_rows(ranked)]
-        stored = await self.io.run(self.store.get_tracks, ids) if ids else {}
+        try:
+            stored = await self._store(self.store.get_tracks, ids) if ids else {}
+        except Unavailable:  # the store is down: answer from the snapshot (ids and titles), not with an error
+            log.warning("store unavailable: recommendations carry ids and titles only")
+            stored = {}
         out = []
         for (row, score, c) in ranked:
             tid = snap.ids[row]
@@ -446,7 +458,7 @@ class RecommenderPipeline:
 
     async def record(self, raw: Sequence[tuple[str, str, str, str, float, float | None]]) -> tuple[int, int]:
         events = self._events(raw)
-        recorded, duplicates = await self.io.run(self.store.record, events)
+        recorded, duplicates = await self._store(self.store.record, events)
         self._new_events += recorded
         return recorded, duplicates
 
@@ -485,17 +497,17 @@ class RecommenderPipeline:
         content = features.content_vectors(vectors[:, :self.text_dim], [features.symbolic(t) for t in tracks])
         rows = [StoredTrack(t, c, "api") for t, c in zip(tracks, content)]
         async with self._catalog_lock:
-            created, updated = await self.io.run(self.store.upsert_tracks, rows)
+            created, updated = await self._store(self.store.upsert_tracks, rows)
             snap = self._ready()
             self._install(await self.trainer.run(S.with_tracks, snap, rows, self._next_version()))
         return created, updated, self.snapshot.version if self.snapshot else 0
 
     async def get_track(self, track_id: str) -> tuple[CatalogTrack, int]:
         _check_id(track_id, "track_id", self.settings.max_id_chars)
-        found = await self.io.run(self.store.get_tracks, [track_id])
+        found = await self._store(self.store.get_tracks, [track_id])
         if track_id not in found:
             raise NotFound(f"track_id: track {track_id!r} is not in the catalog")
-        counts = await self.io.run(self.store.interaction_counts, [track_id])
+        counts = await self._store(self.store.interaction_counts, [track_id])
         return found[track_id], counts.get(track_id, 0)
 
 

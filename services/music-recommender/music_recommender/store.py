@@ -98,6 +98,8 @@ class _SqlStore:
 
     ph = "?"
     blob_type = "BLOB"
+    # errors that mean "the database cannot be reached or used right now" (answered UNAVAILABLE, retryable)
+    transient: tuple[type[BaseException], ...] = ()
 
     def _conn(self) -> Any:
         raise NotImplementedError
@@ -253,6 +255,8 @@ class _Tx:
 
 
 class SqliteStore(_SqlStore):
+    transient = (sqlite3.OperationalError,)  # locked by another process, disk full, I/O error
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,6 +293,8 @@ class PostgresStore(_SqlStore):
     def __init__(self, url: str) -> None:
         import psycopg
 
+        self._psycopg = psycopg
+        self.transient = (psycopg.OperationalError, psycopg.InterfaceError)
         self.url = url
         self._lock = threading.RLock()
         try:
@@ -300,10 +306,14 @@ class PostgresStore(_SqlStore):
         self._db.commit()
 
     def _conn(self) -> Any:
+        if self._db.closed or self._db.broken:  # the server restarted or the network dropped: connect again
+            self._db = self._psycopg.connect(self.url, autocommit=False)
+        elif self._db.info.transaction_status == self._psycopg.pq.TransactionStatus.INERROR:
+            self._db.rollback()  # a read that failed half-way left its transaction aborted
         return self._db
 
     def _tx(self) -> _Tx:
-        return _Tx(self._db, None)
+        return _Tx(self._conn(), None)
 
     def _end_read(self) -> None:
         self._db.rollback()  # close the implicit read transaction (no idle-in-transaction sessions)

@@ -86,24 +86,48 @@ async def stub(recommender):
         yield recommender_pb2_grpc.MusicRecommenderStub(ch)
 
 
+class PostgresCluster:
+    """A throwaway PostgreSQL 15 cluster (Debian's `postgresql` package) in a temp dir owned by user postgres
+    (it refuses root), on a free port, fsync on. ``stop()`` / ``start()`` simulate an outage."""
+
+    def __init__(self) -> None:
+        if not (PG_BIN / "initdb").exists():
+            pytest.fail("PostgreSQL is not installed: run `make system` (tools/system-deps.sh)")
+        self.base = Path(tempfile.mkdtemp(prefix="maas-pg-"))
+        shutil.chown(self.base, "postgres")
+        self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._pg("initdb", "-D", str(self.base / "data"), "-A", "trust", "-U", "postgres")
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> None:
+        subprocess.run([*self.as_pg, str(PG_BIN / tool), *args], check=check, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.base / "data"), "-l", str(self.base / "log"), "-w", "-o",
+                 f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=on", "start")
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.base / "data"), "-m", "fast", "-w", "stop", check=False)
+
+    def __enter__(self) -> "PostgresCluster":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A throwaway PostgreSQL 15 cluster (Debian's `postgresql` package), started for the session as user
-    postgres (it refuses root) on a free port, with fsync on; stopped and deleted afterwards."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL is not installed: run `make system` (tools/system-deps.sh)")
-    base = Path(tempfile.mkdtemp(prefix="maas-pg-"))
-    shutil.chown(base, "postgres")
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    port = free_port()
-    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(base / "data"), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "log"), "-w",
-                    "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-m", "fast", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    """The session's PostgreSQL server (see PostgresCluster), stopped and deleted afterwards."""
+    with PostgresCluster() as pg:
+        yield pg.url
+
+
+@pytest.fixture
+def postgres_cluster():
+    """A PostgreSQL server of the test's own, which the test may stop and start."""
+    with PostgresCluster() as pg:
+        yield pg

@@ -70,3 +70,31 @@ def test_the_built_catalog_is_seeded_once_per_build_and_spares_api_edits(store):
     assert store.seed_catalog("key2", renamed, content) == 3
     got = store.get_tracks(["t0", "t1"])
     assert got["t0"].title == "Renamed 0" and got["t1"].title == "Piece 1"
+
+
+async def test_a_database_outage_is_unavailable_and_the_service_recovers(start_app, postgres_cluster):
+    import grpc
+
+    from maas.music.v1 import recommender_pb2 as pb
+    from maas.music.v1 import recommender_pb2_grpc
+
+    track = "m21:bach/bwv66.6.mxl"
+    app, address = await start_app(store_url=postgres_cluster.url)
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = recommender_pb2_grpc.MusicRecommenderStub(ch)
+        batch = lambda i: pb.RecordInteractionsRequest(events=[pb.InteractionEvent(  # noqa: E731
+            event_id=f"outage-{i}", user_id="ana", track_id=track, type=pb.INTERACTION_TYPE_PLAY)])
+        assert (await stub.RecordInteractions(batch(1))).recorded == 1
+        postgres_cluster.stop()
+        for call in (stub.RecordInteractions(batch(2)), stub.GetTrack(pb.GetTrackRequest(track_id=track)),
+                     stub.Recommend(pb.RecommendRequest(user_id="ana", k=3)),  # needs the history
+                     stub.RetrainModel(pb.RetrainModelRequest())):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value.details()
+        # what needs no database still answers, from the serving snapshot (ids and titles)
+        similar = (await stub.SimilarTracks(pb.SimilarTracksRequest(track_id=track, k=2))).recommendations
+        assert len(similar) == 2 and all(r.track.title and r.reason for r in similar)
+        postgres_cluster.start()
+        assert (await stub.RecordInteractions(batch(2))).recorded == 1
+        assert (await stub.GetTrack(pb.GetTrackRequest(track_id=track))).interaction_count == 2
