@@ -52,10 +52,22 @@ def suite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = tmp / "cluster.toml"
     config.write_text(text)
     env = dict(os.environ)
-    for spec in load(config).enabled():  # every enabled service (and the gateway) on its own free ports
-        env[spec.var("port")] = str(_free_port())
+    cfg = load(config)
+    moved: dict[str, str] = {}  # cluster.toml's address of a service -> where it listens for these tests
+    for spec in cfg.enabled():  # every enabled service (and the gateway) on its own free ports
+        env[spec.var("port")] = str(port := _free_port())
+        moved[f"{cfg.host}:{spec.port}"] = f"{cfg.host}:{port}"
         if spec.metrics_port is not None:
             env[spec.var("metrics_port")] = str(_free_port())
+    for spec in cfg.enabled():  # a table's env naming another service's address, or a file under the run dir
+        for key, value in spec.env.items():
+            if key in os.environ:
+                continue
+            new = value.replace("///.run/", f"///{tmp / 'run'}/")
+            for old, now in moved.items():
+                new = new.replace(old, now)
+            if new != value:
+                env[key] = new
     gateway = next(s for s in load(config).enabled() if s.kind == "gateway")
     address = f"127.0.0.1:{env[gateway.var('port')]}"
 
@@ -127,6 +139,12 @@ def go_cli(suite_gateway: str) -> Cli:
     if not os.access(GO_BIN, os.X_OK):
         pytest.fail("clients/go/build/maas-go is not built: run `make clients` (clients/go/build.sh)")
     return Cli([str(GO_BIN)], GO_BIN.parent, suite_gateway)
+
+
+@pytest.fixture()
+def maas_cli(suite_gateway: str, tmp_path: Path) -> Cli:
+    """The Python SDK's ``maas`` command (``python -m maas_client``), run in a fresh folder (where its files go)."""
+    return Cli([sys.executable, "-m", "maas_client"], tmp_path, suite_gateway)
 
 
 NEGATIVE = "This was a terrible, boring waste of time. I hated every minute of it."

@@ -3,6 +3,11 @@
     from maas_client import Client
     with Client("127.0.0.1:50051") as maas:
         print(maas.nlp.analyze_sentiment("I love this record!").results[0])
+        for event in maas.textgen.generate_stream("Once upon a time", max_new_tokens=40):
+            print(event.text, end="")
+
+One attribute per service (``maas_client.services``): ``nlp``, ``textgen``, ``music``, ``recommender``,
+``inference`` (KServe v2). ``maas_client.studio`` is ``maas studio``: a sentence in, a song folder out.
 """
 
 from maas_client.client import DEFAULT_TARGET, AsyncClient, Client, new_request_id
