@@ -20,8 +20,8 @@ from maas_runtime.onnx_model import OnnxModel
 from music_generator import render
 from music_generator.midi import MidiError, read_primer, write_midi
 from music_generator.settings import MusicGenSettings
-from music_generator.vocab import (Grammar, Key, Note, NoteReader, Vocabulary, estimate_key, make_tokenizer,
-                                   parse_key, tempo_bucket)
+from music_generator.vocab import (Grammar, Key, Note, NoteReader, Vocabulary, canonical_key, canonical_shift,
+                                   estimate_key, make_tokenizer, parse_key, tempo_bucket)
 
 MAX_SEED = 2**64 - 1
 BASE_VELOCITY, DOWNBEAT_VELOCITY = 78, 92
@@ -63,6 +63,7 @@ class Plan:
     primer_notes: list[Note]
     primer_bars: int
     grammar: Grammar
+    shift: int  # semitones from the requested key to where the model composes (C major / A minor)
 
 
 @dataclass
@@ -95,6 +96,10 @@ class ComposeEvent:
     notes: list[Note] = field(default_factory=list)
     velocities: list[int] = field(default_factory=list)
     done: Composition | None = None
+
+
+def moved(note: Note, semitones: int) -> Note:
+    return Note(note.pitch + semitones, note.start, note.duration, note.bar)
 
 
 def velocity(note: Note, bar_beats: float) -> int:
@@ -195,23 +200,25 @@ class MusicPipeline:
         program = req.program if req.program is not None else (
             primer.program if primer and primer.program is not None else int(style["program"]))
 
+        shift = canonical_shift(key)
         body: list[int] = []
         primer_notes: list[Note] = []
         if primer is not None:
-            body = self.vocab.encode_notes(primer.notes, ts)
-            primer_notes = self.vocab.decode(body, ts)
+            body = self.vocab.encode_notes([(on, d, p + shift) for on, d, p in primer.notes], ts)
+            primer_notes = [moved(n, -shift) for n in self.vocab.decode(body, ts)]
             if not primer_notes:
                 raise InvalidArgument("primer_midi", "none of its notes fit the model's range")
         primer_bars = self.vocab.bars_in(body)
-        prefix = self.vocab.prefix(req.style, key, tempo_bucket(tempo), primer_bars + bars)
+        model_key = canonical_key(key.mode)
+        prefix = self.vocab.prefix(req.style, model_key, tempo_bucket(tempo), primer_bars + bars)
         prompt = prefix + body
         if len(prompt) > self.context_length // 2:
             raise InvalidArgument("primer_midi", f"is {len(body)} tokens long; at most {self.context_length // 2 - len(prefix)}")
         lo, hi = style["pitch_range"]
-        grammar = Grammar.after(self.vocab, body, ts, primer_bars + bars, key=None if req.chromatic else key,
+        grammar = Grammar.after(self.vocab, body, ts, primer_bars + bars, key=None if req.chromatic else model_key,
                                 pitch_range=(int(lo), int(hi)))
         return Plan(req.style, key, tempo, ts, bars, program, seed, temperature, top_p, prompt, body, primer_notes,
-                    primer_bars, grammar)
+                    primer_bars, grammar, shift)
 
     # ---- composing ---------------------------------------------------------------------------------
     async def stream(self, req: ComposeRequest, deadline: float | None = None) -> AsyncIterator[ComposeEvent]:
@@ -235,7 +242,7 @@ class MusicPipeline:
         async with generation:
             async for event in generation:
                 tokens += 1
-                new = reader.feed(event.token_id)
+                new = [moved(n, -plan.shift) for n in reader.feed(event.token_id)]
                 if new:
                     vel = [velocity(n, bar_beats) for n in new]
                     notes += new

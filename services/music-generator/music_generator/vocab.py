@@ -4,7 +4,11 @@ Notes are miditok REMI tokens (``Bar``, ``TimeSig_6/8``, ``Position_p``, ``Pitch
 velocities: the corpus has none), one merged stream for all voices. Conditioning tokens are appended after
 miditok's vocabulary, and every sequence starts with them::
 
-    BOS Style_chorale Key_2_minor Tempo_moderate Bars_16 Start_piece | Bar TimeSig_4/4 Position_0 Pitch_62 ...
+    BOS Style_chorale Key_9_minor Tempo_moderate Bars_16 Start_piece | Bar TimeSig_4/4 Position_0 Pitch_57 ...
+
+Keys are learned in one place: every piece is transposed to C major or A minor (by at most a tritone) before
+training, the key token saying the mode; a request for D minor is composed in A minor and moved up a fifth
+(``canonical_shift``). The model thus spends its training on music, not on learning each pattern in 12 keys.
 
 ``Start_mid`` marks a training window cut from inside a piece (generation always asks for ``Start_piece``).
 ``Bars_n`` is how many bars remain to the end of the piece (capped). Positions and durations count the time
@@ -97,6 +101,20 @@ def estimate_key(pitches: Sequence[int], durations: Sequence[float]) -> Key:
             if r > best_r:
                 best, best_r = Key(tonic, mode), r
     return best
+
+
+CANONICAL_TONIC = {"major": 0, "minor": 9}  # C major, A minor
+
+
+def canonical_key(mode: str) -> Key:
+    return Key(CANONICAL_TONIC[mode], mode)
+
+
+def canonical_shift(key: Key) -> int:
+    """Semitones that move music in ``key`` to C major / A minor, in [-6, 5] (the register barely moves);
+    minus it moves composed music back to ``key``."""
+    s = (CANONICAL_TONIC[key.mode] - key.tonic) % 12
+    return s - 12 if s > 5 else s
 
 
 def tempo_bucket(bpm: float) -> str:
