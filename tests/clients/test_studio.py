@@ -160,3 +160,31 @@ def test_a_service_that_is_not_routed_is_a_skipped_step_not_a_crash(suite_gatewa
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "music: skipped" in summary and "recommendations: skipped" in summary
     assert result.music.mode.value == "major"  # the analysis still chose the music
+
+
+class _NoAudioRender:
+    """music-generator on a server without FluidSynth: UNAVAILABLE after the plan whenever audio is asked for."""
+
+    def __init__(self, music) -> None:
+        self.music = music
+
+    def __getattr__(self, name: str):
+        return getattr(self.music, name)
+
+    def compose_stream(self, style: str, **request):
+        if not request.get("audio"):
+            yield from self.music.compose_stream(style, **request)
+            return
+        for event in self.music.compose_stream(style, **{**request, "audio": False}):
+            yield event  # the plan
+            raise MaasError(grpc.StatusCode.UNAVAILABLE, "audio rendering is not installed here: fluidsynth not found")
+
+
+def test_a_server_without_audio_rendering_still_gives_the_midi_and_the_piano_roll(suite_gateway: str, tmp_path: Path):
+    with Client(suite_gateway, timeout=300) as maas:
+        maas.music = _NoAudioRender(maas.music)
+        maas.recommender = _Unrouted()
+        result = studio.run(maas, SAD, out_dir=tmp_path / "out", bars=2, seed=4, lyrics_tokens=8)
+    assert result.steps["music"].status == "done" and "no audio" in result.steps["music"].detail
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"song.mid", "piano_roll.png"} <= names and "song.wav" not in names
