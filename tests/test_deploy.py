@@ -264,6 +264,18 @@ def test_gateway_gets_the_address_of_every_enabled_service(tmp_path):
         "elsewhere:1"
 
 
+def test_env_values_name_other_services_and_the_run_dir(tmp_path):
+    text = BASE.replace('[services.beta]', '[services.beta]\nenv = { BETA_UPSTREAM = "{addr:alpha}", '
+                        'BETA_DB = "sqlite:///{run_dir}/beta.db" }', 1)
+    cfg = load(write_config(tmp_path, text))
+    env = cfg.service_env(cfg.get("beta"), environ={"ALPHA_PORT": "6101"})
+    assert env["BETA_UPSTREAM"] == "127.0.0.1:6101"  # where alpha really listens, after the caller's override
+    assert env["BETA_DB"] == f"sqlite:///{cfg.run_dir}/beta.db" and cfg.run_dir.is_absolute()
+    bad = write_config(tmp_path, BASE.replace('[services.beta]', '[services.beta]\nenv = { X = "{addr:nope}" }', 1))
+    with pytest.raises(ConfigError, match="nope"):
+        load(bad).service_env(load(bad).get("beta"), environ={})
+
+
 def test_model_repository_override_is_made_absolute(tmp_path, monkeypatch):
     cfg = load(write_config(tmp_path, BASE))
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,8 @@ Environment precedence for a process, lowest first:
 1. derived from its table: ``<prefix>HOST`` (``[cluster] host``), ``<prefix>PORT``, ``<prefix>METRICS_PORT``
    (when ``metrics_port`` is set), ``<prefix>LOG_FORMAT`` and ``<prefix>MODEL_REPOSITORY`` (absolute); for the
    gateway also ``<prefix><SERVICE>_ADDR`` (``GATEWAY_NLP_ANALYSIS_ADDR``), the address of each enabled service;
-2. the table's ``env`` sub-table;
+2. the table's ``env`` sub-table, where ``{addr:<service>}`` is the address another service listens on and
+   ``{run_dir}`` the run folder (``MUSICREC_NLP_ADDR = "{addr:nlp-analysis}"``);
 3. the caller's environment: a variable already set there is never replaced (``NLP_PORT=6052 make up``).
 
 The effective host and ports (what ``up`` checks, starts and health-checks) are read back from the result,
@@ -26,6 +27,7 @@ TIMEOUT_ENV = "MAAS_UP_TIMEOUT"
 DEFAULT_STARTUP_TIMEOUT_S = 300.0
 DEFAULT_STOP_TIMEOUT_S = 30.0
 DEFAULT_HOST = "127.0.0.1"
+_ADDR = re.compile(r"\{addr:([A-Za-z0-9_-]+)\}")
 
 # tools/maas_cluster/config.py -> the repository root
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +150,7 @@ class ClusterConfig:
             for other in self.enabled():
                 if other.kind != "gateway":
                     own[spec.var(f"{other.name.replace('-', '_')}_addr")] = self.instance(other, environ).address
-        own.update(spec.env)
+        own.update({k: self._expand(v, spec, environ) for k, v in spec.env.items()})
         for key in own:
             if key in environ:
                 own[key] = environ[key]
@@ -157,6 +159,17 @@ class ClusterConfig:
             # a relative override means relative to where the caller stands, not to the child's cwd
             own[repo_var] = str(Path(environ[repo_var]).expanduser().resolve())
         return own
+
+    def _expand(self, value: str, spec: ServiceSpec, environ: Mapping[str, str]) -> str:
+        """``{addr:<service>}``: where that service really listens (after the caller's overrides);
+        ``{run_dir}``: the cluster's run folder (absolute)."""
+        def address(m: re.Match[str]) -> str:
+            other = self.get(m.group(1))
+            if other.name == spec.name:
+                raise ConfigError(f"{self.path}: [services.{spec.name}] env names its own address")
+            return self.instance(other, environ).address
+
+        return _ADDR.sub(address, value).replace("{run_dir}", str(self.run_dir))
 
     def instance(self, spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> Instance:
         environ = os.environ if environ is None else environ
