@@ -14,7 +14,12 @@ training, the key token saying the mode; a request for D minor is composed in A 
 ``Bars_n`` is how many bars remain to the end of the piece (capped). Positions and durations count the time
 signature's beats (eighths in 6/8), ``resolution`` steps per beat.
 
-``Grammar`` is a ``LogitsProcessor``: it allows only tokens that keep the stream well formed (positions rising
+One change to miditok's REMI: a ``Position_d`` token is relative. The first onset of a bar is ``d`` steps after
+the bar line; every later one ``d`` steps after the onset before it. In legato music ``d`` is the duration of the
+note just played, a token the model has just seen, where REMI's absolute positions would ask a small model to
+add the last position and duration (measured: it gave the true next absolute position 34 % probability).
+
+``Grammar`` is a ``LogitsProcessor``: it allows only tokens that keep the stream well formed (onsets moving on
 inside a bar, a duration after every pitch, the requested meter, exactly the requested number of bars, then
 EOS), pitches inside a range, and, when asked, only pitches of the requested key's scale.
 """
@@ -155,7 +160,7 @@ class Vocabulary:
         self.size = len(self.names)
         self.pad, self.bos, self.eos, self.bar = (self.ids[t] for t in ("PAD_None", "BOS_None", "EOS_None", "Bar_None"))
         self.pitch_of = np.full(self.size, -1, dtype=np.int64)  # token -> MIDI pitch
-        self.position_of = np.full(self.size, -1, dtype=np.int64)  # token -> position step in the bar
+        self.position_of = np.full(self.size, -1, dtype=np.int64)  # token -> steps after the previous onset
         self.duration_of = np.full(self.size, np.nan)  # token -> beats
         self.time_signatures: dict[tuple[int, int], int] = {}
         for i, n in enumerate(names):
@@ -170,6 +175,7 @@ class Vocabulary:
             elif kind == "TimeSig":
                 num, den = value.split("/")
                 self.time_signatures[(int(num), int(den))] = i
+        self._position_token = {int(self.position_of[i]): int(i) for i in np.flatnonzero(self.position_of >= 0)}
         self.pitch_ids = np.flatnonzero(self.pitch_of >= 0)
         self.position_ids = np.flatnonzero(self.position_of >= 0)
         self.duration_ids = np.flatnonzero(~np.isnan(self.duration_of))
@@ -223,7 +229,20 @@ class Vocabulary:
         merged.tracks.append(track)
         seq = self.tokenizer.encode(merged)
         seq = seq[0] if isinstance(seq, list) else seq
-        return [int(i) for i in seq.ids]
+        return self.relative_positions([int(i) for i in seq.ids])
+
+    def relative_positions(self, ids: Sequence[int]) -> list[int]:
+        """miditok's absolute ``Position_p`` tokens -> steps after the bar line (first onset) or the onset before."""
+        out, last = [], -1
+        for i in ids:
+            if i == self.bar:
+                last = -1
+            elif self.position_of[i] >= 0:
+                p = int(self.position_of[i])
+                i = self._position_token[p if last < 0 else p - last]
+                last = p
+            out.append(i)
+        return out
 
     def decode(self, ids: Sequence[int], ts: tuple[int, int]) -> list[Note]:
         """REMI token ids (conditioning tokens and anything malformed are skipped) -> notes."""
@@ -260,14 +279,14 @@ class NoteReader:
         self.v = vocab
         self.beat = 4.0 / ts[1]  # quarter notes per beat
         self.bar_len = ts[0] * self.beat
-        self.bar, self.position, self.pitch = -1, 0, -1
+        self.bar, self.position, self.pitch = -1, -1, -1
 
     def feed(self, token: int) -> list[Note]:
         v = self.v
         if token == v.bar:
-            self.bar, self.position, self.pitch = self.bar + 1, 0, -1
+            self.bar, self.position, self.pitch = self.bar + 1, -1, -1
         elif v.position_of[token] >= 0:
-            self.position, self.pitch = int(v.position_of[token]), -1
+            self.position, self.pitch = max(self.position, 0) + int(v.position_of[token]), -1
         elif v.pitch_of[token] >= 0:
             self.pitch = int(v.pitch_of[token])
         elif not math.isnan(v.duration_of[token]) and self.pitch >= 0 and self.bar >= 0:
@@ -299,7 +318,7 @@ class Grammar:
         self.allowed_pitch = ok
         if not ok.any():
             raise ValueError("no pitch is allowed: widen the range")
-        self.allowed_position = (vocab.position_of >= 0) & (vocab.position_of < self.per_bar)
+        self.allowed_position = vocab.position_of >= 0
         self.allowed_duration = ~np.isnan(vocab.duration_of)
 
     def _mask(self) -> np.ndarray:
@@ -314,7 +333,10 @@ class Grammar:
         elif self.state == "pitch":
             m |= self.allowed_duration
         else:  # after a time signature or a duration
-            m |= self.allowed_position & (v.position_of > self.position)
+            if self.position < 0:  # the bar's first onset: 0 .. per_bar - 1 steps after the bar line
+                m |= self.allowed_position & (v.position_of < self.per_bar)
+            else:  # a later onset: at least one step on, still inside the bar
+                m |= self.allowed_position & (v.position_of >= 1) & (v.position_of < self.per_bar - self.position)
             if self.state == "duration":
                 m |= self.allowed_pitch & (v.pitch_of > self.last_pitch)
             m[v.bar if more_bars else v.eos] = True
@@ -335,7 +357,8 @@ class Grammar:
         elif token == self.ts_id:
             self.state = "timesig"
         elif v.position_of[token] >= 0:
-            self.state, self.position, self.last_pitch = "position", int(v.position_of[token]), -1
+            self.state, self.last_pitch = "position", -1
+            self.position = max(self.position, 0) + int(v.position_of[token])
         elif v.pitch_of[token] >= 0:
             self.state, self.last_pitch = "pitch", int(v.pitch_of[token])
         elif not math.isnan(v.duration_of[token]):
