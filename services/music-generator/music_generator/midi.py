@@ -52,7 +52,9 @@ def read_primer(data: bytes, *, max_notes: int) -> Primer:
             elif msg.type in ("note_on", "note_off") and msg.channel != 9:
                 k = (msg.channel, msg.note)
                 if msg.type == "note_on" and msg.velocity > 0:
-                    sounding.setdefault(k, now)
+                    if k in sounding and now > sounding[k]:  # struck again while sounding: the first one ends here
+                        notes.append((sounding[k] / tpq, (now - sounding[k]) / tpq, msg.note))
+                    sounding[k] = now
                 elif k in sounding:
                     start = sounding.pop(k)
                     if now > start:
@@ -70,9 +72,17 @@ def write_midi(notes: Sequence[Note], *, tempo_bpm: float, time_signature: tuple
     track = mido.MidiTrack()
     mid.tracks.append(track)
     events: list[tuple[int, int, mido.Message]] = []
-    for n, vel in zip(notes, velocities):
+    # One channel cannot hold two notes of one pitch at once: a note ends where the same pitch is struck again.
+    next_onset: dict[int, int] = {}
+    offs: dict[int, int] = {}
+    for i in sorted(range(len(notes)), key=lambda i: notes[i].start, reverse=True):
+        n = notes[i]
         on = int(round(n.start * TICKS_PER_QUARTER))
-        off = max(on + 1, int(round((n.start + n.duration) * TICKS_PER_QUARTER)))
+        offs[i] = min(int(round((n.start + n.duration) * TICKS_PER_QUARTER)), next_onset.get(n.pitch, 1 << 62))
+        next_onset[n.pitch] = on
+    for i, (n, vel) in enumerate(zip(notes, velocities)):
+        on = int(round(n.start * TICKS_PER_QUARTER))
+        off = max(on + 1, offs[i])
         events.append((on, 1, mido.Message("note_on", note=n.pitch, velocity=vel, channel=0)))
         events.append((off, 0, mido.Message("note_off", note=n.pitch, velocity=0, channel=0)))
     events.sort(key=lambda e: (e[0], e[1]))  # at one tick, offs before ons (a repeated note re-strikes)

@@ -120,3 +120,13 @@ def test_statistics_of_a_known_piece(vocab):
     assert s["notes_per_bar"] == 2 and s["pitch_range"] == 12 and s["polyphony"] == pytest.approx(4 / 3)
     assert s["pitch_class_entropy"] == pytest.approx(1.5)  # C twice, E, G: -(.5 log .5 + 2 * .25 log .25)
     assert in_key_share(notes, Key(0, "major")) == 1.0 and in_key_share(notes, Key(1, "major")) == 0.5  # C is B# in C# major
+
+
+def test_a_pitch_struck_again_while_it_sounds_ends_there_in_midi_and_reads_back():
+    from music_generator.vocab import Note
+
+    notes = [Note(67, 0.0, 2.0, 0), Note(67, 1.0, 1.0, 0), Note(60, 0.0, 2.0, 0)]  # two voices meet on G
+    midi = write_midi(notes, tempo_bpm=60, time_signature=(4, 4), program=0, velocities=[80] * 3)
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    assert sorted((n.pitch, n.start, n.end) for n in pm.instruments[0].notes) == [(60, 0, 2), (67, 0, 1), (67, 1, 2)]
+    assert sorted(read_primer(midi, max_notes=10).notes) == [(0.0, 1.0, 67), (0.0, 2.0, 60), (1.0, 1.0, 67)]
