@@ -39,7 +39,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import grpc
 from google.protobuf.json_format import MessageToDict

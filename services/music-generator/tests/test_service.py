@@ -16,7 +16,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from maas.music.v1 import generator_pb2 as pb
 from maas.music.v1 import generator_pb2_grpc
-from music_generator.app import MusicGenApp
 from music_generator.vocab import parse_key
 
 
