@@ -67,8 +67,12 @@ down:
 status:
 	$(PYTHON) -m maas_cluster status
 
+# The nlp models answering, then the showcase through the gateway: one sentence in, a song out (analysis,
+# lyrics, MIDI, WAV, piano roll, similar pieces) in out/studio-demo/.
 demo: up
 	$(PYTHON) -m maas_cluster demo
+	$(BIN)/maas --target $${MAAS_TARGET:-127.0.0.1:50051} studio --seed 7 --out out/studio-demo \
+	  "A sad, slow lament for a lost love on a dark and rainy night"
 
 test: system venv protos models lint-protos clients
 	$(PYTHON) -m pytest
