@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -397,12 +398,13 @@ class RecommenderPipeline:
         for (row, score, c) in ranked:
             tid = snap.ids[row]
             track = stored.get(tid) or CatalogTrack(track_id=tid, title=snap.titles[row])
-            out.append(Recommended(track, score, self._reason(snap, row, c, query_text, seeds, history, cold),
+            out.append(Recommended(track, score, self._reason(snap, row, c, query_text, seeds, history, cold,
+                                                              track.description),
                                    tuple(float(x) for x in c)))
         return out
 
     def _reason(self, snap: S.Snapshot, row: int, c: np.ndarray, query_text: str, seeds: Sequence[int],
-                history: np.ndarray, cold: bool) -> str:
+                history: np.ndarray, cold: bool, description: str = "") -> str:
         part = int(np.argmax(c))
         if float(c[part]) <= 1e-6:  # nothing to go on: no query, no history, no plays anywhere
             return "no listening data yet: from the catalog"
@@ -410,7 +412,8 @@ class RecommenderPipeline:
         if name == "query":
             if query_text:
                 short = query_text if len(query_text) <= 48 else query_text[:45] + "..."
-                return f'matches "{short}"'
+                what = _what(description, query_text)
+                return f'matches "{short}"' + (f": {what}" if what else "")
             best = max(seeds, key=lambda s: float(snap.content[s] @ snap.content[row]))
             return f'sounds like "{snap.titles[best]}"'
         if name == "taste" and len(history):
@@ -513,3 +516,15 @@ class RecommenderPipeline:
 
 def ranked_rows(ranked: list[tuple[int, float, np.ndarray]]) -> list[int]:
     return [r for r, _, _ in ranked]
+
+
+def _what(description: str, query: str = "", limit: int = 90) -> str:
+    """What a piece is, in the words of its description: the clauses that share a word with the query (else the
+    first), from the part after "<title> by <composer>: " ("Irish traditional dance tune ...; it is a jig")."""
+    text = description.split(" (key signature", 1)[0]
+    text = text.rsplit(": ", 1)[-1].strip().rstrip(".")
+    clauses = [c.strip() for c in text.split(", ") if c.strip()]
+    words = {w for w in re.findall(r"[a-z]{4,}", query.lower())}
+    hits = [c for c in clauses if words & set(re.findall(r"[a-z]{4,}", c.lower()))]
+    what = "; ".join((hits or clauses[:1])[:2])
+    return what if len(what) <= limit else what[: limit - 3] + "..."

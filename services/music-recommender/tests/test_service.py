@@ -47,7 +47,10 @@ async def test_query_text_finds_matching_pieces_with_scores_and_reasons(stub):
     assert len(recs) == 5
     assert all(r.track.collection in IRISH and "jig" in r.track.tags for r in recs), [r.track.title for r in recs]
     assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
-    assert all(r.reason.startswith('matches "a lively irish jig"') for r in recs)
+    assert all(r.reason.startswith('matches "a lively irish jig": ') for r in recs)
+    # what the piece is, in the words of its description that the query shares ("Irish ...; lively dance music")
+    assert all({"irish", "lively", "jig"} & set(r.reason.split(": ", 1)[1].lower().replace(";", " ").split())
+               for r in recs), [r.reason for r in recs]
     assert reply.model.name == "music-recommender" and reply.model.build_key
     choir = await stub.Recommend(pb.RecommendRequest(query_text="sacred renaissance mass for choir", k=5))
     assert {r.track.collection for r in choir.recommendations} <= {"palestrina", "josquin", "trecento"}
