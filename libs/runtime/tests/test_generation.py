@@ -132,6 +132,35 @@ async def test_sampling_is_reproducible_with_a_seed_and_varies_without(decoder):
     await eng.close()
 
 
+class OddThenEven:
+    """A per-request constraint: odd tokens until the third token, even ones after (its state is the count)."""
+
+    def __init__(self) -> None:
+        self.chosen: list[int] = []
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        out = np.full_like(logits, -np.inf)
+        parity = 1 if len(self.chosen) < 3 else 0
+        out[parity::2] = logits[parity::2]
+        return out
+
+    def advance(self, token: int) -> None:
+        self.chosen.append(token)
+
+
+async def test_a_logits_processor_constrains_its_request_only(decoder):
+    eng = engine(decoder)
+    rule = OddThenEven()
+    constrained = eng.generate([3, 4], SamplingParams(max_new_tokens=8, temperature=1.0, seed=9), processor=rule)
+    free = eng.generate([3, 4], SamplingParams(max_new_tokens=8, **GREEDY))  # shares the steps, unconstrained
+    got, plain = await asyncio.gather(collect(constrained), collect(free))
+    tokens = [e.token_id for e in got]
+    assert [t % 2 for t in tokens] == [1, 1, 1, 0, 0, 0, 0, 0] and rule.chosen == tokens
+    assert all(e.logprob <= 0 for e in got)  # reported under the model, not under the constraint
+    assert [e.token_id for e in plain] == tiny_greedy([3, 4], 8, VOCAB)
+    await eng.close()
+
+
 def test_top_k_top_p_and_repetition_penalty():
     logits = np.array([5.0, 4.0, 3.0, -1.0, -2.0], dtype=np.float32)
     assert {Sampler(SamplingParams(temperature=1.0, top_k=1, seed=s), 5)(logits)[0] for s in range(20)} == {0}
