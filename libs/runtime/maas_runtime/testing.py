@@ -1,4 +1,5 @@
-"""Test support shared by every service's tests: drive a server with NVIDIA's own KServe v2 client.
+"""Test support shared by every service's tests: the fields a refused call names, and a server driven by NVIDIA's
+own KServe v2 client.
 
 tritonclient pins protobuf < 7, so it lives in its own virtual environment (``.venv-triton``, made by
 ``make venv``) and runs as a subprocess: ``tests/clients/triton_check.py`` prints one JSON object.
@@ -13,6 +14,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def violations(err: Any) -> list[str]:
+    """The fields named by the google.rpc.BadRequest detail (the first detail) of a failed call."""
+    from google.rpc import error_details_pb2, status_pb2
+
+    status = status_pb2.Status.FromString(dict(err.trailing_metadata() or ())["grpc-status-details-bin"])
+    bad = error_details_pb2.BadRequest()
+    assert status.details and status.details[0].Unpack(bad), f"no BadRequest detail in {status}"
+    return [v.field for v in bad.field_violations]
 TRITON_PYTHON = ROOT / ".venv-triton" / "bin" / "python"
 TRITON_CHECK = ROOT / "tests" / "clients" / "triton_check.py"
 

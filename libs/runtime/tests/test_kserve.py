@@ -8,12 +8,9 @@ They are loaded with ``OnnxModel.load`` and served by ``KServeServicer`` alone o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import os
 import struct
-import sys
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -22,7 +19,6 @@ import numpy as np
 import onnx
 import pytest
 import pytest_asyncio
-from google.rpc import error_details_pb2, status_pb2
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from onnx import TensorProto, helper
@@ -33,7 +29,7 @@ from maas_runtime.kserve import (KServeServicer, decode_inputs, encode_response,
                                  split_bytes)
 from maas_runtime.onnx_model import OnnxModel, TensorSpec
 from maas_runtime.settings import ModelSettings
-from maas_runtime.testing import triton_check
+from maas_runtime.testing import triton_check, violations
 
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
 
@@ -137,16 +133,6 @@ async def served(repository: Path) -> AsyncIterator[Served]:
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
-def violations(err: grpc.aio.AioRpcError) -> list[str]:
-    """Fields named by the google.rpc.BadRequest detail of a failed call."""
-    for key, value in err.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                bad = error_details_pb2.BadRequest()
-                if detail.Unpack(bad):
-                    return [v.field for v in bad.field_violations]
-    return []
 
 
 def raw_request(x: np.ndarray, ids: np.ndarray, **kwargs: Any) -> pb.ModelInferRequest:

@@ -10,12 +10,12 @@ import grpc
 import mido
 import pretty_midi
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from maas.music.v1 import generator_pb2 as pb
 from maas.music.v1 import generator_pb2_grpc
+from maas_runtime.testing import violations
 from music_generator.vocab import parse_key
 
 
@@ -24,12 +24,6 @@ def stub(music_channel):
     return generator_pb2_grpc.MusicGeneratorStub(music_channel)
 
 
-def violations(err: grpc.aio.AioRpcError) -> list[str]:
-    md = dict(err.trailing_metadata() or ())
-    status = status_pb2.Status.FromString(md["grpc-status-details-bin"])
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    return [v.field for v in bad.field_violations]
 
 
 def midi_notes(midi: bytes) -> list[tuple[int, float]]:

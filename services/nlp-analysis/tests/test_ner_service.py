@@ -7,10 +7,10 @@ import json
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from maas.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 from maas_modelbuild.recipes.ner import EVAL_FILE
+from maas_runtime.testing import violations
 from nlp_analysis import ner
 
 FILLER = "the weather stayed mild and the river was calm all afternoon "
@@ -27,11 +27,6 @@ async def extract(stub, texts: list[str]) -> list[list[nlp_pb2.Entity]]:
     return [list(r.entities) for r in resp.results]
 
 
-def violations(err: grpc.aio.AioRpcError) -> list[str]:
-    status = status_pb2.Status.FromString(dict(err.trailing_metadata() or ())["grpc-status-details-bin"])
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    return [v.field for v in bad.field_violations]
 
 
 def found(ents, label: str, text: str) -> bool:

@@ -5,12 +5,12 @@ import asyncio
 import grpc
 import numpy as np
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from maas.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 from maas_runtime.onnx_model import ModelLoadError
+from maas_runtime.testing import violations
 from nlp_analysis.app import NlpApp
 
 
@@ -19,12 +19,6 @@ def stub(channel):
     return nlp_pb2_grpc.NlpAnalysisStub(channel)
 
 
-def violations(err: grpc.aio.AioRpcError) -> list[str]:
-    md = dict(err.trailing_metadata() or ())
-    status = status_pb2.Status.FromString(md["grpc-status-details-bin"])
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    return [v.field for v in bad.field_violations]
 
 
 async def test_health_is_serving_and_reflection_lists_every_service(channel):

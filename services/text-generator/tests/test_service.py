@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from maas.textgen.v1 import textgen_pb2 as pb
 from maas.textgen.v1 import textgen_pb2_grpc
+from maas_runtime.testing import violations
 from text_generator.app import TextGenApp
 
 HAIKU = [pb.ChatMessage(role="user", content="Write a haiku about rain on a tin roof.")]
@@ -25,12 +26,6 @@ def stub(channel):
     return textgen_pb2_grpc.TextGeneratorStub(channel)
 
 
-def violations(err: grpc.aio.AioRpcError) -> list[str]:
-    md = dict(err.trailing_metadata() or ())
-    status = status_pb2.Status.FromString(md["grpc-status-details-bin"])
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    return [v.field for v in bad.field_violations]
 
 
 async def stream_all(stub, **kw) -> list[pb.GenerateStreamResponse]:
