@@ -1,32 +1,16 @@
 """The real suite as local processes, as `make up` / `make demo` / `make down` run it (own ports, own run dir)."""
 
-import os
 import re
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from maas_cluster.testing import isolated
 
 
 def test_up_demo_down_with_the_real_services(tmp_path):
-    text = (ROOT / "cluster.toml").read_text()
-    text = text.replace('model_repository = "models"', f'model_repository = "{ROOT / "models"}"')
-    text = text.replace('run_dir = ".run"', f'run_dir = "{tmp_path / "run"}"')
-    config = tmp_path / "cluster.toml"
-    config.write_text(text)
-    port, metrics = free_port(), free_port()
-    gw_port, gw_metrics = free_port(), free_port()
-    env = {**os.environ, "NLP_PORT": str(port), "NLP_METRICS_PORT": str(metrics),
-           "GATEWAY_PORT": str(gw_port), "GATEWAY_METRICS_PORT": str(gw_metrics),
-           "TEXTGEN_PORT": str(free_port()), "TEXTGEN_METRICS_PORT": str(free_port())}
+    config, env = isolated(tmp_path)  # every process on free ports, beside any suite already running
+    port, metrics = int(env["NLP_PORT"]), int(env["NLP_METRICS_PORT"])
+    gw_port, gw_metrics = int(env["GATEWAY_PORT"]), int(env["GATEWAY_METRICS_PORT"])
 
     def cluster(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "maas_cluster", "--config", str(config), *args], env=env,

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,12 +29,6 @@ NODE_DIR = ROOT / "clients" / "node"
 GO_BIN = ROOT / "clients" / "go" / "build" / "maas-go"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="package")
 def suite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """host:port of the gateway in front of the running suite."""
@@ -44,19 +37,10 @@ def suite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield given
         return
     from maas_cluster.config import load
+    from maas_cluster.testing import isolated
 
     tmp = tmp_path_factory.mktemp("suite")
-    text = (ROOT / "cluster.toml").read_text()
-    text = text.replace('model_repository = "models"', f'model_repository = "{ROOT / "models"}"')
-    text = text.replace('run_dir = ".run"', f'run_dir = "{tmp / "run"}"')
-    config = tmp / "cluster.toml"
-    config.write_text(text)
-    env = dict(os.environ)
-    cfg = load(config)
-    for spec in cfg.enabled():  # every enabled service (and the gateway) on its own free ports
-        env[spec.var("port")] = str(_free_port())
-        if spec.metrics_port is not None:
-            env[spec.var("metrics_port")] = str(_free_port())
+    config, env = isolated(tmp)  # every enabled service (and the gateway) on its own free ports
     gateway = next(s for s in load(config).enabled() if s.kind == "gateway")
     address = f"127.0.0.1:{env[gateway.var('port')]}"
 
