@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import AsyncIterator, Sequence
 
 import grpc
 
-from maas.common.v1 import common_pb2
 from maas.music.v1 import generator_pb2, generator_pb2_grpc
 from maas_runtime.generation import FinishReason
+from maas_runtime.rpc import deadline, model_info
 from music_generator.pipeline import ComposeRequest, Composition, MusicPipeline, Plan
 from music_generator.vocab import Note
 
 _FINISH = {FinishReason.EOS: generator_pb2.FINISH_REASON_COMPLETE, FinishReason.STOP: generator_pb2.FINISH_REASON_COMPLETE,
            FinishReason.LENGTH: generator_pb2.FINISH_REASON_LENGTH}
-
-
-def model_info(pipeline: MusicPipeline) -> common_pb2.ModelInfo:
-    m = pipeline.model
-    return common_pb2.ModelInfo(name=m.name, version=m.version, build_key=m.build_key, provider=m.provider)
 
 
 def to_request(msg: generator_pb2.ComposeRequest | generator_pb2.ComposeStreamRequest) -> ComposeRequest:
@@ -34,11 +28,6 @@ def to_request(msg: generator_pb2.ComposeRequest | generator_pb2.ComposeStreamRe
         program=msg.program if msg.HasField("program") else None,
         time_signature=msg.time_signature, chromatic=msg.chromatic,
         audio=msg.render.audio, piano_roll=msg.render.piano_roll, sample_rate=msg.render.sample_rate)
-
-
-def deadline(context: grpc.aio.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
 
 
 def plan_pb(plan: Plan, chromatic: bool) -> generator_pb2.CompositionPlan:
@@ -67,7 +56,7 @@ class MusicGeneratorServicer(generator_pb2_grpc.MusicGeneratorServicer):
             midi=c.midi, notes=notes_pb(c.notes, c.velocities, c.plan.tempo_bpm, len(c.plan.primer_notes)),
             plan=plan_pb(c.plan, chromatic), bars=c.bars, duration_seconds=c.duration_seconds,
             finish_reason=_FINISH[c.finish_reason], tokens=c.tokens, wav=c.wav, piano_roll_png=c.png,
-            model=model_info(self.pipeline))
+            model=model_info(self.pipeline.model))
 
     async def Compose(self, request: generator_pb2.ComposeRequest,
                       context: grpc.aio.ServicerContext) -> generator_pb2.ComposeResponse:
@@ -102,4 +91,4 @@ class MusicGeneratorServicer(generator_pb2_grpc.MusicGeneratorServicer):
                 name=name, time_signature=f"{ts[0]}/{ts[1]}", tempo_bpm=s["tempo_bpm"], program=s["program"],
                 common_keys=list(s["keys"])[:6], pieces=s["pieces"], lowest_pitch=s["pitch_range"][0],
                 highest_pitch=s["pitch_range"][1]))
-        return generator_pb2.ListStylesResponse(styles=styles, model=model_info(self.pipeline))
+        return generator_pb2.ListStylesResponse(styles=styles, model=model_info(self.pipeline.model))

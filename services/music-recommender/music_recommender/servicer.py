@@ -7,6 +7,7 @@ import grpc
 from maas.common.v1 import common_pb2
 from maas.music.v1 import recommender_pb2 as pb
 from maas.music.v1 import recommender_pb2_grpc
+from maas_runtime.rpc import model_info
 from music_recommender.catalog import CatalogTrack
 from music_recommender.pipeline import Filters, RecommenderPipeline, RecommendResult
 
@@ -34,8 +35,7 @@ class MusicRecommenderServicer(recommender_pb2_grpc.MusicRecommenderServicer):
         self.pipeline = pipeline
 
     def _model(self) -> common_pb2.ModelInfo:
-        m = self.pipeline.scorer
-        return common_pb2.ModelInfo(name=m.name, version=m.version, build_key=m.build_key, provider=m.provider)
+        return model_info(self.pipeline.scorer)
 
     @staticmethod
     def _recs(result: RecommendResult) -> list[pb.Recommendation]:

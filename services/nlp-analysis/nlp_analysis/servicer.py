@@ -6,16 +6,11 @@ import grpc
 
 from maas.common.v1 import common_pb2
 from maas.nlp.v1 import nlp_pb2, nlp_pb2_grpc
-from maas_runtime.onnx_model import OnnxModel
+from maas_runtime.rpc import model_info
 from nlp_analysis.pipeline import NlpPipeline
 
 _SENTIMENT = {"negative": nlp_pb2.SENTIMENT_NEGATIVE, "neutral": nlp_pb2.SENTIMENT_NEUTRAL,
               "positive": nlp_pb2.SENTIMENT_POSITIVE}
-
-
-def model_info(model: OnnxModel) -> common_pb2.ModelInfo:
-    return common_pb2.ModelInfo(name=model.name, version=model.version, build_key=model.build_key,
-                                provider=model.provider)
 
 
 class NlpAnalysisServicer(nlp_pb2_grpc.NlpAnalysisServicer):

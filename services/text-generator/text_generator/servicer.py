@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import AsyncIterator
 
 import grpc
@@ -10,15 +9,11 @@ import grpc
 from maas.common.v1 import common_pb2
 from maas.textgen.v1 import textgen_pb2, textgen_pb2_grpc
 from maas_runtime.generation import FinishReason
+from maas_runtime.rpc import deadline, model_info
 from text_generator.pipeline import GenerationRequest, TextGenPipeline
 
 _FINISH = {FinishReason.LENGTH: textgen_pb2.FINISH_REASON_LENGTH, FinishReason.STOP: textgen_pb2.FINISH_REASON_STOP,
            FinishReason.EOS: textgen_pb2.FINISH_REASON_EOS}
-
-
-def model_info(pipeline: TextGenPipeline) -> common_pb2.ModelInfo:
-    m = pipeline.model
-    return common_pb2.ModelInfo(name=m.name, version=m.version, build_key=m.build_key, provider=m.provider)
 
 
 def to_request(msg: textgen_pb2.GenerateRequest | textgen_pb2.GenerateStreamRequest) -> GenerationRequest:
@@ -36,11 +31,6 @@ def to_request(msg: textgen_pb2.GenerateRequest | textgen_pb2.GenerateStreamRequ
     )
 
 
-def deadline(context: grpc.aio.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
-
-
 def tokens_pb(tokens) -> list[textgen_pb2.GeneratedToken]:  # noqa: ANN001
     return [textgen_pb2.GeneratedToken(id=t, logprob=lp) for t, lp in tokens]
 
@@ -55,7 +45,7 @@ class TextGeneratorServicer(textgen_pb2_grpc.TextGeneratorServicer):
         return textgen_pb2.GenerateResponse(
             text=r.text, finish_reason=_FINISH[r.finish_reason], prompt_tokens=r.prompt_tokens,
             completion_tokens=r.completion_tokens, seed=r.seed, stop_sequence=r.stop_sequence,
-            tokens=tokens_pb(r.tokens), model=model_info(self.pipeline))
+            tokens=tokens_pb(r.tokens), model=model_info(self.pipeline.model))
 
     async def GenerateStream(self, request: textgen_pb2.GenerateStreamRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[textgen_pb2.GenerateStreamResponse]:
@@ -65,7 +55,7 @@ class TextGeneratorServicer(textgen_pb2_grpc.TextGeneratorServicer):
                 event = textgen_pb2.GenerateStreamResponse(text=d.text, tokens=tokens_pb(d.tokens))
                 if d.seed is not None:
                     event.seed = d.seed
-                    event.model.CopyFrom(model_info(self.pipeline))
+                    event.model.CopyFrom(model_info(self.pipeline.model))
                 if d.finish_reason is not None:
                     event.finish_reason = _FINISH[d.finish_reason]
                     event.prompt_tokens, event.completion_tokens = d.prompt_tokens, d.completion_tokens
@@ -78,7 +68,7 @@ class TextGeneratorServicer(textgen_pb2_grpc.TextGeneratorServicer):
                           context: grpc.aio.ServicerContext) -> textgen_pb2.CountTokensResponse:
         count = self.pipeline.count_tokens(request.text, [(m.role, m.content) for m in request.messages])
         return textgen_pb2.CountTokensResponse(token_count=count, context_length=self.pipeline.context_length,
-                                               model=model_info(self.pipeline))
+                                               model=model_info(self.pipeline.model))
 
     async def ScoreText(self, request: textgen_pb2.ScoreTextRequest,
                         context: grpc.aio.ServicerContext) -> textgen_pb2.ScoreTextResponse:
@@ -90,4 +80,4 @@ class TextGeneratorServicer(textgen_pb2_grpc.TextGeneratorServicer):
                 token.logprob = t.logprob
             tokens.append(token)
         return textgen_pb2.ScoreTextResponse(tokens=tokens, perplexity=r.perplexity, total_logprob=r.total_logprob,
-                                             scored_tokens=r.scored_tokens, model=model_info(self.pipeline))
+                                             scored_tokens=r.scored_tokens, model=model_info(self.pipeline.model))
