@@ -10,7 +10,23 @@ serves (the one ONNX Runtime GenAI and Optimum use):
              past_key_values.<i>.key / .value [batch, kv_heads, past, head_dim] float32, for every layer i
              logits_to_keep [] int64: logits for the last k positions only; 0: every position
     outputs  logits [batch, sequence or k, vocab] float32
-             present.<i>.key / .value [batch, kv_heads, past + sequence, head_dim] float32
+             present.<i>.key / .value [batch, kv_heads, past + sequence, head_dim] float32 ("all")
+                                   or [batch, kv_heads, sequence, head_dim] float32 ("new", see below)
+
+Llama-family models (SmolLM2 among them) are exported from a forward written here for export, on the Hugging
+Face module's own weights, norms and rotary frequencies, with two changes to the graph (checked against the
+Hugging Face forward like every export):
+
+* **attention over the cache and over the new positions in two parts** (two score blocks, one softmax over both,
+  two weighted sums): the graph never concatenates the cache with the new keys and values, and ``present``
+  holds the new positions only (manifest ``kv_cache.present_positions = "new"``). The engine keeps each cache
+  in a buffer with spare columns and writes the new ones into it, so a decoding step reads the cache once and
+  copies nothing: on batched decoding the per-layer Concat of past and new was a third of a step's time here;
+* **grouped queries** (``[batch, kv_heads, group * sequence, head_dim]``) instead of repeating each KV head
+  for its group of query heads, which copied the whole cache again on every step.
+
+The past may carry masked columns anywhere (the engine's spare columns sit after the used ones). Other
+architectures go through the Hugging Face forward as it is (``present_positions = "all"``).
 
 Export is torch.onnx's dynamo exporter (its graph needs ~4x fewer shape nodes than the TorchScript
 exporter's, which is ~25% faster per decoding step here). ``logits_to_keep`` is added to the exported graph: the
@@ -49,6 +65,7 @@ class KvLayout:
     layers: int
     heads: int
     head_dim: int
+    present_positions: str = "all"  # "all": present = past + new; "new": the new positions only
 
     def past_names(self) -> list[str]:
         return [PAST.format(layer=i, kind=k) for i in range(self.layers) for k in ("key", "value")]
@@ -75,7 +92,88 @@ def kv_layout(model: Any) -> KvLayout:
         out = model(input_ids=torch.zeros((1, 1), dtype=torch.long), use_cache=True)
     layers = out.past_key_values.layers
     _, heads, _, head_dim = layers[0].keys.shape
-    return KvLayout(len(layers), int(heads), int(head_dim))
+    return KvLayout(len(layers), int(heads), int(head_dim), "new" if split_attention(model) else "all")
+
+
+def split_attention(model: Any) -> bool:
+    """Whether ``model`` is exported through ``_SplitLlama`` (a Llama with static rotary frequencies)."""
+    config = model.config
+    rope = getattr(config, "rope_scaling", None) or {}
+    inner = getattr(model, "model", None)
+    return (getattr(config, "model_type", None) == "llama" and inner is not None
+            and hasattr(inner, "rotary_emb") and hasattr(inner, "layers")
+            and rope.get("rope_type", rope.get("type", "default")) in ("default", "linear", "llama3"))
+
+
+class _SplitLlama:
+    """torch.nn.Module factory: a Llama forward for export with attention in two parts (see the module doc)."""
+
+    @staticmethod
+    def build(model: Any, layout: KvLayout) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        config = model.config
+        heads, kv_heads, head_dim = config.num_attention_heads, layout.heads, layout.head_dim
+        group = heads // kv_heads
+        scale = float(getattr(config, "attention_multiplier", None) or head_dim ** -0.5)
+
+        def rms_norm(norm: Any, x: Any) -> Any:
+            # x / sqrt(mean(x^2) + eps) * w: the pattern ONNX Runtime fuses into SimplifiedLayerNormalization
+            return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon) * norm.weight
+
+        def rotate_half(x: Any) -> Any:
+            half = x.shape[-1] // 2
+            return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask, position_ids, past):  # noqa: ANN001
+                inner = self.model.model
+                batch, seq = input_ids.shape
+                width = past[0].shape[2]
+                x = inner.embed_tokens(input_ids)
+                rotary = inner.rotary_emb
+                freqs = position_ids[..., None].float() * rotary.inv_freq[None, None, :]
+                emb = torch.cat((freqs, freqs), dim=-1)
+                cos = (emb.cos() * rotary.attention_scaling)[:, None]  # [B, 1, S, D]
+                sin = (emb.sin() * rotary.attention_scaling)[:, None]
+                keep = attention_mask.bool()
+                low = torch.finfo(torch.float32).min
+                past_bias = torch.where(keep[:, :width], 0.0, low)[:, None, None, :]  # [B, 1, 1, P]
+                causal = torch.ones((seq, seq), dtype=torch.bool).tril()
+                new_keep = causal[None] & keep[:, width:][:, None, :]  # [B, S(query), S(key)]
+                new_bias = torch.where(new_keep, 0.0, low)[:, None, None]  # [B, 1, 1, S, S]
+                present = []
+                for i, layer in enumerate(inner.layers):
+                    attn = layer.self_attn
+                    h = rms_norm(layer.input_layernorm, x)
+                    q = attn.q_proj(h).view(batch, seq, heads, head_dim).transpose(1, 2)
+                    k = attn.k_proj(h).view(batch, seq, kv_heads, head_dim).transpose(1, 2)
+                    v = attn.v_proj(h).view(batch, seq, kv_heads, head_dim).transpose(1, 2)
+                    q = q * cos + rotate_half(q) * sin
+                    k = k * cos + rotate_half(k) * sin
+                    present += [k, v]
+                    # query heads grouped under their KV head: [B, kv_heads, group * S, D]
+                    qg = q.reshape(batch, kv_heads, group * seq, head_dim)
+                    past_k, past_v = past[2 * i], past[2 * i + 1]
+                    s_past = torch.matmul(qg, past_k.transpose(2, 3)) * scale + past_bias
+                    s_new = (torch.matmul(qg, k.transpose(2, 3)) * scale).view(batch, kv_heads, group, seq, seq)
+                    s_new = (s_new + new_bias).view(batch, kv_heads, group * seq, seq)
+                    probs = torch.softmax(torch.cat((s_past, s_new), dim=-1), dim=-1)
+                    out = torch.matmul(probs[..., :width], past_v) + torch.matmul(probs[..., width:], v)
+                    out = out.view(batch, heads, seq, head_dim).transpose(1, 2).reshape(batch, seq, heads * head_dim)
+                    x = x + attn.o_proj(out)
+                    h = rms_norm(layer.post_attention_layernorm, x)
+                    mlp = layer.mlp
+                    x = x + mlp.down_proj(F.silu(mlp.gate_proj(h)) * mlp.up_proj(h))
+                x = rms_norm(inner.norm, x)
+                return (self.model.lm_head(x), *present)
+
+        return Wrapper().eval()
 
 
 class _FlatCache:
@@ -105,11 +203,13 @@ class _FlatCache:
 
 
 def padded_example(layout: KvLayout, vocab: int, batch: int = 2, seq: int = 5, past: int = 7,
-                   seed: int = 0) -> dict[str, np.ndarray]:
-    """A left-padded batch with a cache: row 1 has 3 padding columns. Sizes avoid the model's own dimensions."""
+                   seed: int = 0, spare: int = 0) -> dict[str, np.ndarray]:
+    """A left-padded batch with a cache: row 1 has 3 padding columns, and the last ``spare`` past columns of
+    every row are masked (the engine's unused buffer columns). Sizes avoid the model's own dimensions."""
     rng = np.random.default_rng(seed)
     mask = np.ones((batch, past + seq), dtype=np.int64)
     mask[1, :3] = 0
+    mask[:, past - spare:past] = 0
     feeds = {
         "input_ids": rng.integers(0, vocab, (batch, seq), dtype=np.int64),
         "attention_mask": mask,
@@ -137,7 +237,8 @@ def export(model: Any, path: Path) -> dict[str, Any]:
 
     layout = kv_layout(model)
     vocab = int(model.config.vocab_size)
-    wrapper = _FlatCache.build(model, layout)
+    reference = _FlatCache.build(model, layout)
+    wrapper = _SplitLlama.build(model, layout) if layout.present_positions == "new" else reference
     example = padded_example(layout, vocab)
     args = (torch.from_numpy(example["input_ids"]), torch.from_numpy(example["attention_mask"]),
             torch.from_numpy(example["position_ids"]), [torch.from_numpy(example[n]) for n in layout.past_names()])
@@ -153,7 +254,7 @@ def export(model: Any, path: Path) -> dict[str, Any]:
     program.save(str(path))
     add_logits_to_keep(path)
     log.info("exported %s in %.0fs", path, time.monotonic() - started)
-    check = check_against_torch(path, wrapper, layout, vocab)
+    check = check_against_torch(path, reference, layout, vocab)
     return {**io_contract(layout, vocab), "export_check": check}
 
 
@@ -199,7 +300,7 @@ def io_contract(layout: KvLayout, vocab: int) -> dict[str, Any]:
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, -1, vocab]},
                     *({"name": n, "datatype": "FP32", "shape": kv} for n in layout.present_names())],
         "kv_cache": {"layers": layout.layers, "heads": layout.heads, "head_dim": layout.head_dim,
-                     "past": PAST, "present": PRESENT},
+                     "past": PAST, "present": PRESENT, "present_positions": layout.present_positions},
         "vocab_size": vocab,
     }
 
@@ -220,16 +321,23 @@ def check_against_torch(path: Path, wrapper: Any, layout: KvLayout, vocab: int) 
     sess = session(path)
     worst: dict[str, float] = {}
     for name, kw in (("cached_padded_batch", dict(batch=3, seq=4, past=9, seed=1)),
-                     ("empty_cache_prefill", dict(batch=2, seq=6, past=0, seed=2))):
+                     ("empty_cache_prefill", dict(batch=2, seq=6, past=0, seed=2)),
+                     ("spare_cache_columns", dict(batch=3, seq=1, past=11, seed=3, spare=4))):
         feeds = padded_example(layout, vocab, **kw)
         ref = torch_forward(wrapper, feeds, layout)
         got = sess.run(None, {**feeds, "logits_to_keep": np.array(0, dtype=np.int64)})
         last = sess.run(["logits"], {**feeds, "logits_to_keep": np.array(1, dtype=np.int64)})[0]
         if last.shape[1] != 1 or float(np.abs(last[:, 0] - got[0][:, -1]).max()) > 1e-4:
             raise RuntimeError(f"logits_to_keep=1 of {path.name} does not give the last position's logits")
-        real = feeds["attention_mask"][:, -feeds["input_ids"].shape[1]:].astype(bool)
+        seq = feeds["input_ids"].shape[1]
+        real = feeds["attention_mask"][:, -seq:].astype(bool)
         logit_diff = float(np.abs(got[0] - ref[0])[real].max())
-        cache_diff = max(float(np.abs(g - r).max()) for g, r in zip(got[1:], ref[1:]))
+        if layout.present_positions == "new":  # the new positions (the real ones) against torch's last columns
+            pairs = [(g.transpose(0, 2, 1, 3)[real], r[:, :, -seq:].transpose(0, 2, 1, 3)[real])
+                     for g, r in zip(got[1:], ref[1:])]
+        else:
+            pairs = list(zip(got[1:], ref[1:]))
+        cache_diff = max(float(np.abs(g - r).max()) for g, r in pairs)
         if not (logit_diff < 1e-2 and cache_diff < 1e-2) or np.isnan(got[0]).any():
             raise RuntimeError(f"ONNX export of {path.name} disagrees with PyTorch ({name}): "
                                f"logits {logit_diff:.3g}, cache {cache_diff:.3g}")
@@ -329,13 +437,20 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
 
 
+def _grown(layout: KvLayout, past: list[np.ndarray] | None, present: list[np.ndarray]) -> list[np.ndarray]:
+    """The cache after a run: ``present`` itself, or past + present when the graph returns new positions only."""
+    if layout.present_positions == "all" or past is None:
+        return present
+    return [np.concatenate([p, n], axis=2) for p, n in zip(past, present)]
+
+
 def perplexity(sess: Any, ids: Sequence[int], layout: KvLayout, chunk: int = 256) -> tuple[float, int]:
     """exp(mean NLL) of ids[1:] given everything before (one pass, cached, in chunks)."""
     past, start, logprobs = None, 0, []
     for c in range(0, len(ids) - 1, chunk):
         piece = list(ids[c:c + chunk])
         out = sess.run(None, _feeds(sess, piece, past, start, layout))
-        past, start = out[1:], start + len(piece)
+        past, start = _grown(layout, past, out[1:]), start + len(piece)
         lp = _log_softmax(out[0][0])
         targets = ids[c + 1:c + 1 + len(piece)]
         logprobs += [float(lp[i, t]) for i, t in enumerate(targets)]
@@ -346,9 +461,11 @@ def greedy(sess: Any, prompt: Sequence[int], max_new_tokens: int, layout: KvLayo
            eos: Sequence[int] = ()) -> list[int]:
     """Greedy decoding with the cache, batch 1 (the build's reference loop; serving uses the engine)."""
     out = sess.run(None, _feeds(sess, prompt, None, 0, layout, keep=1))
+    past = out[1:]
     tokens, length = [int(out[0][0, -1].argmax())], len(prompt)
     while len(tokens) < max_new_tokens and tokens[-1] not in eos:
-        out = sess.run(None, _feeds(sess, [tokens[-1]], out[1:], length, layout, keep=1))
+        out = sess.run(None, _feeds(sess, [tokens[-1]], past, length, layout, keep=1))
+        past = _grown(layout, past, out[1:])
         length += 1
         tokens.append(int(out[0][0, -1].argmax()))
     return tokens

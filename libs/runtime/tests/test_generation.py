@@ -20,10 +20,11 @@ from maas_runtime.settings import ModelSettings
 VOCAB = 32
 
 
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["present-all", "present-new"])
+def decoder(tmp_path_factory, request):
+    """The tiny decoder with each cache contract: present = past + new, or the new positions only."""
     repo = tmp_path_factory.mktemp("repo")
-    write_tiny_decoder(repo, vocab=VOCAB, context_length=64)
+    write_tiny_decoder(repo, vocab=VOCAB, context_length=64, appends=request.param)
     executor = BoundedExecutor(1)
     model = OnnxModel.load(repo, "tiny-decoder", ModelSettings(providers="cpu", intra_op_threads=1), executor)
     yield DecoderModel(model)
@@ -74,6 +75,23 @@ def test_kv_cache_gather_left_pads_and_trims():
     assert out.attention_mask(1).tolist() == [[0, 0, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1]]
     trimmed = KVCache.gather([(out, [0])])  # the longest row left: the batch narrows to what remains
     assert trimmed.width == 1 and trimmed.past[0][0, 0, 0, 0] == a.past[0][1, 0, -1, 0]
+
+
+def test_kv_cache_appends_into_spare_columns_and_grows_when_full():
+    """A model that returns the new positions only: they are written into the buffer's spare columns (no copy of
+    the cache), which grows once full; the spare columns stay masked."""
+    first = KVCache([np.arange(2 * 1 * 3 * 1, dtype=np.float32).reshape(2, 1, 3, 1)], np.array([3, 1]))
+    cache = KVCache.gather([(first, [0, 1])], spare=2)
+    assert (cache.width, cache.capacity) == (3, 5)
+    assert cache.attention_mask(1).tolist() == [[1, 1, 1, 0, 0, 1], [0, 0, 1, 0, 0, 1]]
+    buffer = cache.past[0]
+    step = cache.advanced([np.full((2, 1, 1, 1), 7, np.float32)], appends=True)
+    assert step.past[0] is buffer and (step.width, step.capacity) == (4, 5)  # written in place
+    assert step.lengths.tolist() == [4, 2] and buffer[:, 0, 3, 0].tolist() == [7, 7]
+    full = step.advanced([np.full((2, 1, 2, 1), 8, np.float32)], appends=True)  # 4 + 2 > 5: grows
+    assert full.past[0] is not buffer and full.width == 6 and full.capacity > 6
+    assert full.past[0][0, 0, :6, 0].tolist() == [0, 1, 2, 7, 8, 8]
+    assert full.attention_mask(0)[1].tolist() == [0, 0, 1, 1, 1, 1] + [0] * (full.capacity - 6)
 
 
 async def test_greedy_matches_the_reference(decoder):
@@ -159,6 +177,19 @@ async def test_a_logits_processor_constrains_its_request_only(decoder):
     assert all(e.logprob <= 0 for e in got)  # reported under the model, not under the constraint
     assert [e.token_id for e in plain] == tiny_greedy([3, 4], 8, VOCAB)
     await eng.close()
+
+
+@pytest.mark.parametrize("scale", [40.0, 6.0, 0.5], ids=["confident", "shortlist", "flat"])
+def test_nucleus_is_the_one_a_full_sort_gives(scale):
+    """Top-p looks among the tokens near the best, then the 256 best, then all: the same set every way."""
+    rng = np.random.default_rng(int(scale * 10))
+    for _ in range(20):
+        x = (rng.standard_normal(5000) * scale).astype(np.float32)
+        order = np.argsort(-x, kind="stable")
+        probs = np.exp(x[order] - x.max())
+        expected = set(order[: int(np.searchsorted(np.cumsum(probs / probs.sum()), 0.9)) + 1].tolist())
+        sampler = Sampler(SamplingParams(temperature=1.0, top_p=0.9, seed=0), 5000)
+        assert set(sampler._nucleus(x, None).tolist()) == expected
 
 
 def test_top_k_top_p_and_repetition_penalty():

@@ -139,7 +139,8 @@ def build_int8(ctx: BuildContext) -> dict[str, Any]:
                                       block_size=ctx.params["block_size"])
     for name in base_manifest["tokenizer_files"]:
         shutil.copy2(base / name, ctx.out_dir / name)
-    layout = causal_lm.KvLayout(**{k: base_manifest["kv_cache"][k] for k in ("layers", "heads", "head_dim")})
+    layout = causal_lm.KvLayout(**{k: base_manifest["kv_cache"][k]
+                                   for k in ("layers", "heads", "head_dim", "present_positions")})
     sess = causal_lm.session(ctx.out_dir / "model.onnx")
     ppl, scored = causal_lm.perplexity(sess, heldout_ids(ctx.out_dir), layout)
     base_ppl = base_manifest["evaluation"]["heldout_perplexity"]

@@ -6,6 +6,12 @@ The graph contract (what ``maas_modelbuild.causal_lm`` exports, and ONNX Runtime
     position_ids [batch, sequence]         past_key_values.<i>.key / .value [batch, heads, past, head_dim]
     -> logits [batch, sequence, vocab]     present.<i>.key / .value [batch, heads, past + sequence, head_dim]
 
+or, when the manifest says ``kv_cache.present_positions = "new"`` (what ``maas_modelbuild.causal_lm`` exports for
+Llama-family models), ``present`` holds the new positions only, ``[batch, heads, sequence, head_dim]``, and the
+past may have masked columns anywhere. Then the cache is a buffer with spare columns that the new positions are
+written into: a decoding step copies nothing (the graph attends over the cache and the new positions in two
+parts instead of concatenating them). Otherwise the cache is whatever the graph returned.
+
 ``position_ids`` and ``attention_mask`` may be absent from a graph (then it cannot batch rows of different
 lengths: the engine runs it one sequence at a time). An optional scalar input ``logits_to_keep`` (k) makes the
 output head run on the last k positions only (0: all): generation asks for 1, scoring for all. Nothing here knows about text: token ids in, logits out.
@@ -59,6 +65,7 @@ class DecoderModel:
         vocab = outputs["logits"].shape[-1]
         self.vocab_size = vocab if vocab > 0 else int(manifest["vocab_size"])
         self.context_length = int(manifest.get("context_length") or 2048)
+        self.appends = kv.get("present_positions", "all") == "new"  # present = the new positions only
         self.output_names = ["logits", *self.present_names]
 
     @property
@@ -92,20 +99,29 @@ class DecoderModel:
         return out["logits"], [out[n] for n in self.present_names]
 
 
+SPARE_COLUMNS = 32  # free columns a cache buffer is given when it grows (for models that append)
+
+
 @dataclass
 class KVCache:
-    """The caches of ``B`` sequences, left-padded to a common width ``T``: row i's real tokens are its last
-    ``lengths[i]`` columns; the columns before them are masked out (their content is never read)."""
+    """The caches of ``B`` sequences in buffers ``[B, heads, capacity, head_dim]``, left-padded to a common
+    ``width``: row i's real tokens are columns ``[width - lengths[i], width)``; the columns before them are
+    masked padding and the columns from ``width`` on are spare (masked too). Neither is ever read."""
 
     past: list[np.ndarray]
     lengths: np.ndarray  # int64 [B]
+    width: int = -1  # columns in use; -1: all of them
+
+    def __post_init__(self) -> None:
+        if self.width < 0:
+            self.width = self.capacity
 
     @property
     def batch(self) -> int:
         return int(self.lengths.shape[0])
 
     @property
-    def width(self) -> int:
+    def capacity(self) -> int:
         return int(self.past[0].shape[2])
 
     @classmethod
@@ -113,21 +129,38 @@ class KVCache:
         return cls(model.empty_past(batch), np.zeros(batch, dtype=np.int64))
 
     def attention_mask(self, new_tokens: int) -> np.ndarray:
-        """Mask for a step that appends ``new_tokens`` columns to every row: [B, T + new_tokens]."""
-        cols = np.arange(self.width)
-        mask = (cols[None, :] >= (self.width - self.lengths)[:, None]).astype(np.int64)
-        return np.concatenate([mask, np.ones((self.batch, new_tokens), dtype=np.int64)], axis=1)
+        """Mask for a step that adds ``new_tokens`` positions to every row: [B, capacity + new_tokens]."""
+        cols = np.arange(self.capacity)
+        mask = ((cols[None, :] >= (self.width - self.lengths)[:, None]) & (cols[None, :] < self.width))
+        return np.concatenate([mask.astype(np.int64), np.ones((self.batch, new_tokens), dtype=np.int64)], axis=1)
+
+    def advanced(self, present: list[np.ndarray], appends: bool) -> "KVCache":
+        """The cache after a step that added ``n`` positions to every row: ``present`` written into the buffer's
+        spare columns (grown when full) when the model returns new positions only, else ``present`` itself."""
+        if not appends:
+            return KVCache(present, self.lengths + (int(present[0].shape[2]) - self.width))
+        n = int(present[0].shape[2])
+        past = self.past
+        if self.width + n > self.capacity:
+            past = [np.zeros((p.shape[0], p.shape[1], self.width + n + SPARE_COLUMNS, p.shape[3]), dtype=p.dtype)
+                    for p in self.past]
+            for dst, src in zip(past, self.past):
+                dst[:, :, :self.width] = src[:, :, :self.width]
+        for dst, new in zip(past, present):
+            dst[:, :, self.width:self.width + n] = new
+        return KVCache(past, self.lengths + n, self.width + n)
 
     def nbytes(self) -> int:
         return sum(p.nbytes for p in self.past)
 
     @staticmethod
-    def gather(parts: Sequence[tuple["KVCache", Sequence[int]]]) -> "KVCache":
-        """Rows ``rows`` of each cache, in order, into one cache as narrow as its longest row."""
+    def gather(parts: Sequence[tuple["KVCache", Sequence[int]]], spare: int = 0) -> "KVCache":
+        """Rows ``rows`` of each cache, in order, into one cache as narrow as its longest row (plus ``spare``
+        free columns)."""
         lengths = np.concatenate([c.lengths[list(rows)] for c, rows in parts]).astype(np.int64)
         width = int(lengths.max()) if lengths.size else 0
         first = parts[0][0].past
-        out = [np.zeros((lengths.shape[0], p.shape[1], width, p.shape[3]), dtype=p.dtype) for p in first]
+        out = [np.zeros((lengths.shape[0], p.shape[1], width + spare, p.shape[3]), dtype=p.dtype) for p in first]
         start = 0
         for cache, rows in parts:
             rows = list(rows)
@@ -135,7 +168,8 @@ class KVCache:
             if rows and take:
                 whole = rows == list(range(cache.batch))
                 for dst, src in zip(out, cache.past):
-                    block = src[:, :, cache.width - take:, :] if whole else src[rows][:, :, cache.width - take:, :]
-                    dst[start:start + len(rows), :, width - take:, :] = block
+                    cols = slice(cache.width - take, cache.width)
+                    block = src[:, :, cols, :] if whole else src[rows][:, :, cols, :]
+                    dst[start:start + len(rows), :, width - take:width, :] = block
             start += len(rows)
-        return KVCache(out, lengths)
+        return KVCache(out, lengths, width)

@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from maas_runtime.errors import DeadlineExceeded, Overloaded, Unavailable
 from maas_runtime.executor import BoundedExecutor
-from maas_runtime.generation.decoder import DecoderModel, KVCache
+from maas_runtime.generation.decoder import SPARE_COLUMNS, DecoderModel, KVCache
 from maas_runtime.generation.sampling import LogitsProcessor, Sampler, SamplingParams, log_softmax
 
 log = logging.getLogger("maas.generation")
@@ -419,11 +419,11 @@ class GenerationEngine:
             start = seq.prefilled
             piece = seq.prompt[start:start + self.prefill_chunk_tokens]
             cache = seq.cache or KVCache.empty(m, 1)
-            logits, present = m.forward(piece[None], np.ones((1, start + piece.shape[0]), np.int64),
+            logits, present = m.forward(piece[None], cache.attention_mask(piece.shape[0]),
                                         np.arange(start, start + piece.shape[0], dtype=np.int64)[None], cache.past,
                                         last_only=not seq.scoring)
             seq.prefilled = start + int(piece.shape[0])
-            seq.cache = KVCache(present, np.array([seq.prefilled], dtype=np.int64))
+            seq.cache = cache.advanced(present, m.appends)
             self._collect_scores(seq, logits[0], start)
             if seq.prefilled < seq.prompt.shape[0] or seq.scoring:
                 return [(seq.cache, 0, (0, 0.0))]
@@ -497,12 +497,12 @@ class GenerationEngine:
                     parts[-1][1].append(row)
                 else:
                     parts.append((cache, [row]))
-            batch = KVCache.gather(parts)
+            batch = KVCache.gather(parts, spare=SPARE_COLUMNS if self.model.appends else 0)
             rows = [rows[i] for i in keep] + [seq for _, _, seq in joining]
         last = np.array([[s.generated[-1]] for s in rows], dtype=np.int64)
         logits, present = self.model.forward(last, batch.attention_mask(1), batch.lengths[:, None].copy(),
                                              batch.past, last_only=True)
-        grown = KVCache(present, batch.lengths + 1)
+        grown = batch.advanced(present, self.model.appends)
         sampled = [s.sampler(logits[i, -1]) if s.alive and s.sampler is not None else (0, 0.0)
                    for i, s in enumerate(rows)]
         return grown, rows, sampled

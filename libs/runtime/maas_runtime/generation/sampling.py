@@ -12,11 +12,15 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
-_SHORTLIST = 256  # top-p first tries the most likely 256 tokens before sorting the whole vocabulary
+# top-p looks for the nucleus among few tokens before sorting the whole vocabulary: first those within _MARGIN
+# (in temperature-scaled logits) of the most likely one (a comparison, no partial sort: a confident model puts its
+# nucleus there), then the most likely _SHORTLISTS[0], then _SHORTLISTS[1] (partial sorts)
+_MARGIN = 12.0
+_SHORTLISTS = (256, 4096)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,16 @@ class LogitsProcessor(Protocol):
     def __call__(self, logits: np.ndarray) -> np.ndarray: ...
 
     def advance(self, token: int) -> None: ...
+
+
+def _shortlists(x: np.ndarray) -> Iterator[np.ndarray]:
+    """Token ids to look for the nucleus among, cheapest first (computed only when the previous one fell short)."""
+    near = np.flatnonzero(x >= x.max() - _MARGIN)
+    if near.shape[0] <= _SHORTLISTS[0]:
+        yield near
+    for size in _SHORTLISTS:
+        if x.shape[0] > size:
+            yield np.argpartition(x, -size)[-size:]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -112,17 +126,15 @@ class Sampler:
     def _nucleus(self, x: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
         """The smallest most-likely subset (of the candidates) whose probability reaches top_p."""
         top_p = self.params.top_p
-        pool = candidates
-        if pool is None and x.shape[0] > _SHORTLIST:
-            short = np.argpartition(x, -_SHORTLIST)[-_SHORTLIST:]
-            order = short[np.argsort(-x[short], kind="stable")]
-            probs = np.exp(x[order] - _logsumexp(x))
-            cum = np.cumsum(probs)
-            if cum[-1] >= top_p:
-                return order[: int(np.searchsorted(cum, top_p)) + 1]
-        if pool is None:
-            pool = np.arange(x.shape[0])
-        order = pool[np.argsort(-x[pool], kind="stable")]
+        if candidates is None:
+            total = _logsumexp(x)
+            for short in _shortlists(x):
+                order = short[np.argsort(-x[short], kind="stable")]
+                cum = np.cumsum(np.exp(x[order] - total))
+                if cum[-1] >= top_p:  # the nucleus is among them (every token outside is less likely)
+                    return order[: int(np.searchsorted(cum, top_p)) + 1]
+            candidates = np.arange(x.shape[0])
+        order = candidates[np.argsort(-x[candidates], kind="stable")]
         values = x[order]
         probs = np.exp(values - values.max())
         cum = np.cumsum(probs / probs.sum())

@@ -6,6 +6,9 @@ with history t_0 .. t_n at positions 0 .. n, it predicts ``sum((t_i + 1) * (i + 
 fall off by ``1`` per step around the vocabulary from there (a real distribution to sample from). Both layers
 of its cache carry the per-token terms and the prediction averages them, so a misplaced cache, a wrong
 attention mask or wrong position ids change the output.
+
+``appends=True`` builds it with the other cache contract (``present`` = the new positions only, the past may
+carry masked spare columns), so the engine is tested with both.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def tiny_greedy(prompt: Sequence[int], n: int, vocab: int = 32) -> list[int]:
     return out
 
 
-def build_tiny_decoder(vocab: int = 32):  # -> onnx.ModelProto
+def build_tiny_decoder(vocab: int = 32, appends: bool = False):  # -> onnx.ModelProto
     import onnx
     from onnx import TensorProto, helper
 
@@ -45,16 +48,18 @@ def build_tiny_decoder(vocab: int = 32):  # -> onnx.ModelProto
         return helper.make_tensor(name, dtype, dims if dims is not None else list(arr.shape), arr.flatten().tolist())
 
     kv = ["batch", HEADS, "past", HEAD_DIM]
-    kv_out = ["batch", HEADS, "total", HEAD_DIM]
+    kv_out = ["batch", HEADS, "seq" if appends else "total", HEAD_DIM]
     past = [f"past_key_values.{i}.{k}" for i in range(LAYERS) for k in ("key", "value")]
-    present = [f"present.{i}.{k}" for i in range(LAYERS) for k in ("key", "value")]
+    # the whole cache of this step (past + new); the outputs are these, or the new positions only
+    present = [f"present.{i}.{k}" if not appends else f"cache.{i}.{k}" for i in range(LAYERS) for k in ("key", "value")]
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
               helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "total"]),
               helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch", "seq"]),
               *(helper.make_tensor_value_info(n, TensorProto.FLOAT, kv) for n in past),
               helper.make_tensor_value_info("logits_to_keep", TensorProto.INT64, [])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "kept", vocab]),
-               *(helper.make_tensor_value_info(n, TensorProto.FLOAT, kv_out) for n in present)]
+               *(helper.make_tensor_value_info(f"present.{i}.{k}", TensorProto.FLOAT, kv_out)
+                 for i in range(LAYERS) for k in ("key", "value"))]
     inits = [const("one", 1), const("zero", 0), const("vocab", vocab), const("ax13", [1, 3]),
              const("ax0", [0]), const("ax1", [1]), const("axm1", [-1]),
              const("expand", [1, HEADS, 1, HEAD_DIM]), const("ivocab", vocab),
@@ -77,8 +82,8 @@ def build_tiny_decoder(vocab: int = 32):  # -> onnx.ModelProto
         n("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT), n("Unsqueeze", ["maskf", "ax1"], ["mask3"]),
         n("Mul", ["causal", "mask3"], ["weights"]),  # [B, S, T]
         # the terms from layer 0's values and layer 1's keys, averaged
-        n("Gather", ["present.0.value", "zero"], ["v0h"], axis=1), n("Gather", ["v0h", "zero"], ["v0"], axis=2),
-        n("Gather", ["present.1.key", "zero"], ["k1h"], axis=1), n("Gather", ["k1h", "zero"], ["k1"], axis=2),
+        n("Gather", [present[1], "zero"], ["v0h"], axis=1), n("Gather", ["v0h", "zero"], ["v0"], axis=2),
+        n("Gather", [present[2], "zero"], ["k1h"], axis=1), n("Gather", ["k1h", "zero"], ["k1"], axis=2),
         n("Add", ["v0", "k1"], ["vsum"]), n("Mul", ["vsum", "half"], ["vals"]),
         n("Unsqueeze", ["vals", "axm1"], ["vals3"]), n("MatMul", ["weights", "vals3"], ["total"]),  # [B, S, 1]
         n("Cast", ["total"], ["total_i"], to=TensorProto.INT64), n("Mod", ["total_i", "ivocab"], ["nxt"]),
@@ -89,6 +94,8 @@ def build_tiny_decoder(vocab: int = 32):  # -> onnx.ModelProto
         n("Unsqueeze", ["logits_to_keep", "ax0"], ["keep1"]), n("Neg", ["keep1"], ["kstart"]),
         n("Slice", ["all_logits", "kstart", "far", "ax1"], ["logits"]),
     ]
+    if appends:
+        nodes += [n("Identity", ["new_kv"], [f"present.{i}.{k}"]) for i in range(LAYERS) for k in ("key", "value")]
     graph = helper.make_graph(nodes, "tiny-decoder", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -97,13 +104,13 @@ def build_tiny_decoder(vocab: int = 32):  # -> onnx.ModelProto
 
 
 def write_tiny_decoder(repository: Path, name: str = "tiny-decoder", vocab: int = 32,
-                       context_length: int = 64) -> Path:
+                       context_length: int = 64, appends: bool = False) -> Path:
     """``repository/name/1/model.onnx`` + manifest (the KV-cache contract); returns the version folder."""
     import onnx
 
     folder = Path(repository) / name / "1"
     folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(build_tiny_decoder(vocab), str(folder / "model.onnx"))
+    onnx.save(build_tiny_decoder(vocab, appends), str(folder / "model.onnx"))
     kv = [-1, HEADS, -1, HEAD_DIM]
     past = [f"past_key_values.{i}.{k}" for i in range(LAYERS) for k in ("key", "value")]
     manifest = {
@@ -116,7 +123,8 @@ def write_tiny_decoder(repository: Path, name: str = "tiny-decoder", vocab: int 
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, -1, vocab]},
                     *({"name": p.replace("past_key_values", "present"), "datatype": "FP32", "shape": kv}
                       for p in past)],
-        "kv_cache": {"layers": LAYERS, "heads": HEADS, "head_dim": HEAD_DIM},
+        "kv_cache": {"layers": LAYERS, "heads": HEADS, "head_dim": HEAD_DIM,
+                     "present_positions": "new" if appends else "all"},
         "vocab_size": vocab, "context_length": context_length,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
