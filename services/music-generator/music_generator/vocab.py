@@ -68,16 +68,8 @@ class Key:
     def __str__(self) -> str:
         return f"{PITCH_NAMES[self.tonic]} {self.mode}"
 
-    def transposed(self, shift: int) -> "Key":
-        return Key((self.tonic + shift) % 12, self.mode)
-
     def pitch_classes(self) -> frozenset[int]:
         return frozenset((self.tonic + d) % 12 for d in SCALES[self.mode])
-
-    def diatonic(self) -> frozenset[int]:
-        """The seven notes of the key (natural minor for minor keys): what 'in key' is measured against."""
-        degrees = (0, 2, 4, 5, 7, 9, 11) if self.mode == "major" else (0, 2, 3, 5, 7, 8, 10)
-        return frozenset((self.tonic + d) % 12 for d in degrees)
 
 
 _KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*(#|♯|b|♭|-)?\s*(major|minor|maj|min|m)?\s*$", re.IGNORECASE)
@@ -177,8 +169,6 @@ class Vocabulary:
                 self.time_signatures[(int(num), int(den))] = i
         self._position_token = {int(self.position_of[i]): int(i) for i in np.flatnonzero(self.position_of >= 0)}
         self.pitch_ids = np.flatnonzero(self.pitch_of >= 0)
-        self.position_ids = np.flatnonzero(self.position_of >= 0)
-        self.duration_ids = np.flatnonzero(~np.isnan(self.duration_of))
         self.resolution = max(res for (lo, hi), res in tokenizer.config.beat_res.items())
         # pitch token id -> token id of the pitch shifted by s (for transposition), built on demand
         self._pitch_token = {int(self.pitch_of[i]): int(i) for i in self.pitch_ids}
@@ -251,25 +241,6 @@ class Vocabulary:
 
     def bars_in(self, ids: Sequence[int]) -> int:
         return int(sum(1 for i in ids if i == self.bar))
-
-    def transpose(self, ids: Sequence[int], shift: int) -> list[int] | None:
-        """Pitch and key tokens moved by ``shift`` semitones; None if a pitch would leave the vocabulary."""
-        out = []
-        for i in ids:
-            p = self.pitch_of[i]
-            if p >= 0:
-                j = self._pitch_token.get(int(p) + shift)
-                if j is None:
-                    return None
-                out.append(j)
-                continue
-            name = self.names[i]
-            if name.startswith("Key_"):
-                _, pc, mode = name.split("_")
-                out.append(self.ids[f"Key_{(int(pc) + shift) % 12}_{mode}"])
-            else:
-                out.append(int(i))
-        return out
 
 
 class NoteReader:
@@ -347,6 +318,11 @@ class Grammar:
         n = min(logits.shape[-1], mask.shape[0])
         out = np.full(logits.shape, -np.inf, dtype=np.float32)
         out[:n][mask[:n]] = logits[:n][mask[:n]]
+        v = self.v
+        if self.bars_done >= self.bars and mask[v.eos] and max(v.eos, v.bar) < n:
+            # In the last bar the model's "next bar" means "this bar is done": the piece ends there, rather than
+            # the bar filling up with whatever else is allowed (a pile of notes on its last onset).
+            out[v.eos] = np.logaddexp(logits[v.eos], logits[v.bar])
         return out
 
     def advance(self, token: int) -> None:

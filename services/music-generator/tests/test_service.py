@@ -86,7 +86,9 @@ async def test_stream_sends_the_plan_then_notes_then_the_same_piece_as_compose(s
 async def test_a_primer_is_continued(stub):
     first = await stub.Compose(pb.ComposeRequest(style="chorale", key="G major", bars=2, seed=21))
     more = await stub.Compose(pb.ComposeRequest(style="chorale", primer_midi=first.midi, bars=3, seed=22))
-    assert more.plan.primer_bars == 2 and more.bars == 5 and more.plan.key == "G major"  # key read from it
+    assert more.plan.primer_bars == 2 and more.bars == 5
+    # the key is read from the primer: G major's scale (two bars may read as its relative minor, same notes)
+    assert more.plan.key in ("G major", "E minor")
     primer = [n for n in more.notes if n.from_primer]
     assert [(n.pitch, n.start_beats) for n in primer] == [(n.pitch, n.start_beats) for n in first.notes]
     assert any(n.bar >= 2 for n in more.notes if not n.from_primer)

@@ -66,14 +66,29 @@ def test_grammar_gives_exactly_the_bars_asked_for_in_the_meter_and_key(vocab, ts
     assert [n.start for n in notes] == sorted(n.start for n in notes)
 
 
-def test_notes_survive_tokens_and_transposition(vocab):
+def test_notes_survive_tokens(vocab):
     notes = [(0.0, 1.0, 60), (1.0, 0.5, 64), (1.5, 0.5, 67), (2.0, 2.0, 72), (4.0, 4.0, 48), (4.0, 4.0, 55)]
     ids = vocab.encode_notes(notes, (4, 4))
     back = vocab.decode(ids, (4, 4))
     assert sorted((n.start, n.duration, n.pitch) for n in back) == sorted(notes)
-    up = vocab.decode(vocab.transpose(ids, 3), (4, 4))
-    assert sorted(n.pitch for n in up) == sorted(p + 3 for *_, p in notes)
-    assert vocab.transpose(ids, 100) is None
+
+
+def test_in_the_last_bar_the_model_ending_the_bar_ends_the_piece(vocab):
+    """The last bar cannot be followed by another: the probability the model gives "Bar" there goes to EOS,
+    rather than the bar filling up with notes the model did not want."""
+    grammar = Grammar(vocab, (4, 4), 1, key=None, pitch_range=(48, 84))
+    for token in (vocab.bar, vocab.time_signature_id((4, 4))):
+        grammar.advance(token)
+    logits = np.zeros(vocab.size, dtype=np.float32)
+    logits[vocab.bar] = 5.0  # the model wants the next bar
+    allowed = grammar(logits)
+    assert not np.isfinite(allowed[vocab.bar])
+    assert allowed[vocab.eos] == pytest.approx(np.logaddexp(0.0, 5.0))
+    assert int(np.argmax(allowed)) == vocab.eos
+    more = Grammar(vocab, (4, 4), 2, key=None, pitch_range=(48, 84))  # not the last bar: untouched
+    for token in (vocab.bar, vocab.time_signature_id((4, 4))):
+        more.advance(token)
+    assert more(logits)[vocab.bar] == 5.0 and not np.isfinite(more(logits)[vocab.eos])
 
 
 def test_midi_written_reads_back_with_mido_pretty_midi_and_as_a_primer(vocab):

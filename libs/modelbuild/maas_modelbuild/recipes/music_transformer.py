@@ -283,6 +283,7 @@ def midi_parses(midi: bytes) -> tuple[bool, bool]:
 
 def evaluate_generation(out_dir: Path, manifest: dict[str, Any], held: list, vocab: Any,
                         p: dict[str, Any]) -> dict[str, Any]:
+    from maas_modelbuild import causal_lm
     from maas_runtime.executor import BoundedExecutor
     from maas_runtime.onnx_model import OnnxModel
     from music_generator.pipeline import MusicPipeline
@@ -291,10 +292,7 @@ def evaluate_generation(out_dir: Path, manifest: dict[str, Any], held: list, voc
 
     settings = MusicGenSettings(model_repository=out_dir.parent, max_batch_size=32, max_queue_size=1024)
     executor = BoundedExecutor(1)
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    session = ort.InferenceSession(str(out_dir / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"])
+    session = causal_lm.session(out_dir / "model.onnx")
     model = OnnxModel(NAME, 1, out_dir, manifest, session, executor)
 
     async def run() -> dict[str, Any]:
@@ -357,13 +355,11 @@ def style_table(pieces: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build(ctx: BuildContext) -> dict[str, Any]:
-    import torch
 
     from maas_modelbuild import causal_lm
     from music_generator.vocab import Vocabulary, make_tokenizer
 
     p = ctx.params
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     random.seed(p["seed"])
     np.random.seed(p["seed"])
     tokenizer = make_tokenizer()
