@@ -10,7 +10,7 @@ MODELS ?= models
 PROTO_SRC := $(shell find protos -name '*.proto')
 
 
-.PHONY: system venv protos lint-protos models up down status demo test bench clean help clients
+.PHONY: system venv protos lint-protos models gateway up down status demo test bench clean help clients
 
 help:
 	@echo "make demo    build everything on a fresh machine, bring the suite up, show it working"
@@ -58,7 +58,7 @@ lint-protos: $(BIN)/.installed
 models: venv protos
 	$(PYTHON) -m maas_modelbuild --repository $(MODELS)
 
-up: system venv protos models
+up: system venv protos models gateway
 	$(PYTHON) -m maas_cluster up
 
 down:
@@ -74,8 +74,14 @@ demo: up
 	$(BIN)/maas --target $${MAAS_TARGET:-127.0.0.1:50051} studio --seed 7 --out out/studio-demo \
 	  "A sad, slow lament for a lost love on a dark and rainy night"
 
-test: system venv protos models lint-protos clients
+test: system venv protos models lint-protos clients gateway
 	$(PYTHON) -m pytest
+
+# The gateway: a Go program built offline with Debian's Go packages (`make system`); `python -m maas_gateway` runs it.
+gateway/build/maas-gateway: $(wildcard gateway/cmd/maas-gateway/*.go) gateway/build.sh
+	bash gateway/build.sh
+
+gateway: system gateway/build/maas-gateway
 
 # Example clients in other languages (tests/clients/): Node.js packages from package-lock.json, the Go client built
 # offline from protos/ with Debian's Go packages (`make system`).
@@ -88,7 +94,7 @@ clients/go/build/maas-go: $(PROTO_SRC) $(wildcard clients/go/maas-go/*.go) clien
 
 clients: system clients/node/node_modules/.installed clients/go/build/maas-go
 
-bench: venv protos models
+bench: venv protos models gateway
 	$(PYTHON) -m maas_bench
 
 clean:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the suite needs beyond Python: FluidSynth and a General MIDI soundfont (music-generator's
-# WAV renders) and PostgreSQL (music-recommender's server-grade store, and its tests). Idempotent: installs
-# only what is missing; needs root (or sudo) the first time.
+# WAV renders), PostgreSQL (music-recommender's server-grade store, and its tests), and Go with Debian's Go
+# packages (the gateway, the Go example client). Idempotent: installs only what is missing; needs root (or
+# sudo) the first time.
 set -euo pipefail
 need=()
 command -v fluidsynth >/dev/null || need+=(fluidsynth)
@@ -14,7 +15,9 @@ command -v go >/dev/null || need+=(golang-go)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v protoc-gen-go-grpc >/dev/null || need+=(protoc-gen-go-grpc)
 [ -d /usr/share/gocode/src/google.golang.org/grpc ] || need+=(golang-google-grpc-dev)
-for pkg in protoc-gen-go golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev; do
+# The gateway (Go, gateway/build.sh) also needs the Prometheus client.
+for pkg in protoc-gen-go golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev \
+           golang-github-prometheus-client-golang-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -1,22 +1,16 @@
-"""``python -m maas_gateway`` — settings from GATEWAY_* environment variables (upstreams: GATEWAY_<NAME>_ADDR)."""
+"""``python -m maas_gateway``: runs the gateway's executable in this process (exec: same pid, signals and
+output), with settings from GATEWAY_* environment variables (upstreams: GATEWAY_<NAME>_ADDR)."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 
-from maas_gateway.app import GatewayApp
-from maas_gateway.settings import GatewaySettings
-from maas_runtime import logs
-
-
-async def serve(settings: GatewaySettings) -> None:
-    await GatewayApp(settings).run()  # built inside the running loop: grpc.aio binds to it
+from maas_gateway import binary
 
 
 def main() -> None:
-    settings = GatewaySettings()
-    logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    path = str(binary())
+    os.execv(path, [path])
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from maas_gateway.settings import UpstreamConfig
-from maas_gateway.testing import CHANNEL_OPTIONS, Pki, Running, echo_upstream, gateway, make_pki, nlp_upstream
+from maas_gateway.testing import (CHANNEL_OPTIONS, Pki, Running, UpstreamConfig, echo_upstream, gateway, make_pki,
+                                  nlp_upstream)
 from maas_runtime.executor import BoundedExecutor
 from maas_runtime.onnx_model import OnnxModel
 from maas_runtime.settings import ModelSettings

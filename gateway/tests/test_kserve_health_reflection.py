@@ -120,7 +120,7 @@ async def _is(status: Any, want: int) -> bool:
 
 
 def _config(target: str) -> Any:
-    from maas_gateway.settings import UpstreamConfig
+    from maas_gateway.testing import UpstreamConfig
 
     return UpstreamConfig(target=target)
 

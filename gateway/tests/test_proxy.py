@@ -191,3 +191,17 @@ async def test_message_size_limit_at_the_edge(suite: Any) -> None:
                     pass
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert (await echo.Unary(pb.EchoRequest(text="still fine"), timeout=10)).text == "still fine"
+
+
+# ---- concurrency limit -----------------------------------------------------------------------------------------
+async def test_max_concurrent_rpcs(suite: Any) -> None:
+    async with gateway(suite.upstreams(), max_concurrent_rpcs=1) as (_, address):
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+            echo = pb_grpc.EchoStub(ch)
+            slow = asyncio.ensure_future(echo.Unary(pb.EchoRequest(text="slow", delay_ms=1000), timeout=10))
+            await asyncio.sleep(0.3)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await echo.Unary(pb.EchoRequest(text="second"), timeout=10)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (await slow).text == "slow"
+            assert (await echo.Unary(pb.EchoRequest(text="after"), timeout=10)).text == "after"

@@ -17,8 +17,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from maas_gateway.settings import UpstreamConfig
-from maas_gateway.testing import CHANNEL_OPTIONS, echo_servicer, echo_upstream, eventually, free_port, gateway, protos
+from maas_gateway.testing import (CHANNEL_OPTIONS, UpstreamConfig, echo_servicer, echo_upstream, eventually, free_port,
+                                  gateway, protos)
 
 pb, pb_grpc = protos()
 ECHO = "maas.testing.v1.Echo"
@@ -220,3 +220,39 @@ async def test_upstream_without_reflection_routed_by_configuration() -> None:
 async def _texts(*texts: str) -> AsyncIterator[Any]:
     for t in texts:
         yield pb.EchoRequest(text=t)
+
+
+# ---- stopping ---------------------------------------------------------------------------------------------------
+async def test_sigterm_reports_not_serving_and_drains_calls_in_flight() -> None:
+    async with echo_upstream() as up:
+        async with gateway({"echo": up.address}, grace_seconds=10) as (gw, address):
+            async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+                stub = pb_grpc.EchoStub(ch)
+                watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(), timeout=20)
+                assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+                slow = asyncio.ensure_future(stub.Unary(pb.EchoRequest(text="slow", delay_ms=1500), timeout=20))
+                await asyncio.sleep(0.3)
+                t0 = time.monotonic()
+                gw.proc.send_signal(signal.SIGTERM)
+                assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+                watch.cancel()
+                assert (await slow).text == "slow"  # the call in flight finishes
+                assert await asyncio.to_thread(gw.proc.wait, 20) == 0
+                assert time.monotonic() - t0 < 5.0  # as soon as the calls are done, not after the whole grace
+    log = gw.log()
+    assert "signal received, draining" in log and "stopped" in log
+
+
+async def test_grace_ends_calls_still_running() -> None:
+    async with echo_upstream() as up:
+        async with gateway({"echo": up.address}, grace_seconds=0.5) as (gw, address):
+            async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+                slow = pb_grpc.EchoStub(ch).Unary(pb.EchoRequest(text="slow", delay_ms=10_000), timeout=30)
+                await asyncio.sleep(0.3)
+                t0 = time.monotonic()
+                gw.proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(gw.proc.wait, 20) == 0
+                assert time.monotonic() - t0 < 3.0
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await slow
+                assert info.value.code() == grpc.StatusCode.UNAVAILABLE

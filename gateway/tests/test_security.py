@@ -1,5 +1,6 @@
 """API keys and per-key rate limits; TLS at the edge (and mutual TLS there) and mutual TLS to the upstreams, with
-certificates made by the test."""
+certificates made by the test. (The token bucket and how a key is read from the metadata are unit-tested in Go:
+gateway/cmd/maas-gateway/auth_test.go, run by test_settings.py.)"""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from maas_gateway.auth import TokenBucket, presented_key
-from maas_gateway.settings import GatewaySettings, UpstreamConfig
-from maas_gateway.testing import CHANNEL_OPTIONS, Pki, echo_upstream, gateway, protos
+from maas_gateway.testing import CHANNEL_OPTIONS, Pki, UpstreamConfig, echo_upstream, gateway, gateway_exit, protos
 
 pb, pb_grpc = protos()
 
@@ -88,26 +87,20 @@ async def test_rate_limit_per_key_with_retry_info(suite: Any) -> None:
             await stub.Unary(pb.EchoRequest(), metadata=key_a, timeout=5)
 
 
-def test_token_bucket() -> None:
-    now = [0.0]
-    bucket = TokenBucket(rate=4, burst=2, clock=lambda: now[0])
-    assert [bucket.take(), bucket.take()] == [0.0, 0.0]
-    assert bucket.take() == pytest.approx(0.25)
-    now[0] += 0.25
-    assert bucket.take() == 0.0
-    now[0] += 10
-    assert [bucket.take(), bucket.take(), bucket.take() > 0] == [0.0, 0.0, True]  # never more than the burst
-
-
-def test_key_extraction_and_settings() -> None:
-    assert presented_key((("authorization", "Bearer  k1 "),)) == "k1"
-    assert presented_key((("authorization", "bearer k2"),)) == "k2"
-    assert presented_key((("x-api-key", "k3"),)) == "k3"
-    assert presented_key((("authorization", "Basic xyz"),)) is None
-    settings = GatewaySettings(api_keys=" key-one, key-two ,,", rate_limit_per_s=0.5)
-    assert [k.get_secret_value() for k in settings.api_keys] == ["key-one", "key-two"]
-    assert settings.burst == 1 and "key-one" not in repr(settings)
-    assert GatewaySettings().api_keys == []  # off by default
+async def test_key_list_and_default_burst(suite: Any) -> None:
+    """Keys from a spaced list with empty items; 0.5 calls/s gives a burst of one (a second's worth, at least one);
+    keys never reach the log. No keys configured: none needed."""
+    async with gateway(suite.upstreams(), api_keys=" key-one, key-two ,,", rate_limit_per_s=0.5) as (gw, address):
+        assert (await unary(address, (("authorization", "Bearer  key-one "),))).text == "k"
+        assert await code_of(unary(address, (("authorization", "bearer key-one"),))) == \
+            grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert (await unary(address, (("x-api-key", "key-two"),))).text == "k"
+        assert await code_of(unary(address, (("x-api-key", ""),))) == grpc.StatusCode.UNAUTHENTICATED
+    log = gw.log()
+    assert "method=/maas.testing.v1.Echo/Unary" in log  # the calls were logged, the keys were not
+    assert "key-one" not in log and "key-two" not in log
+    async with gateway(suite.upstreams()) as (_, address):  # off by default
+        assert (await unary(address)).text == "k"
 
 
 # ---- TLS -------------------------------------------------------------------------------------------------------
@@ -160,30 +153,45 @@ async def test_upstream_certificate_name_is_checked(pki: Pki) -> None:
             assert (await unary(address)).served_by == "named"
 
 
-def test_tls_settings_are_checked(pki: Pki) -> None:
-    with pytest.raises(ValueError, match="go together"):
-        GatewaySettings(tls_cert_file=pki.server_cert)
-    with pytest.raises(ValueError, match="needs tls_cert_file"):
-        GatewaySettings(tls_client_ca_file=pki.ca)
-    with pytest.raises(ValueError, match="need upstream_tls"):
-        GatewaySettings(upstream_ca_file=pki.ca)
+@pytest.mark.parametrize("settings, message", [
+    ({"tls_cert_file": "server_cert"}, "GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE go together"),
+    ({"tls_client_ca_file": "ca"}, "GATEWAY_TLS_CLIENT_CA_FILE (mutual TLS) needs GATEWAY_TLS_CERT_FILE"),
+    ({"upstream_ca_file": "ca"}, "need GATEWAY_UPSTREAM_TLS=true"),
+    ({"upstream_tls": True, "upstream_cert_file": "client_cert"}, "GATEWAY_UPSTREAM_CERT_FILE and "
+                                                                  "GATEWAY_UPSTREAM_KEY_FILE go together"),
+    ({"tls_cert_file": "server_cert", "tls_key_file": "missing"}, "GATEWAY_TLS_KEY_FILE='missing': cannot be read"),
+])
+def test_tls_settings_are_checked(pki: Pki, settings: dict, message: str) -> None:
+    paths = {name: str(getattr(pki, value)) if isinstance(value, str) and hasattr(pki, value) else value
+             for name, value in settings.items()}
+    done = gateway_exit(**paths)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
-async def test_healthcheck_cli_speaks_tls(suite: Any, pki: Pki) -> None:
-    """The containers' health check works against a gateway with mutual TLS at the edge."""
+@pytest.mark.parametrize("probe", ["python", "binary"])
+async def test_healthcheck_cli_speaks_tls(suite: Any, pki: Pki, probe: str) -> None:
+    """The containers' health checks work against a gateway with mutual TLS at the edge: the runtime's module (the
+    services' images) and the gateway's own `maas-gateway healthcheck` (its image has no Python)."""
     async with gateway(suite.upstreams(), tls_cert_file=pki.server_cert, tls_key_file=pki.server_key,
                        tls_client_ca_file=pki.ca) as (_, address):
         tls = ["--tls-ca-file", str(pki.ca), "--tls-cert-file", str(pki.client_cert),
                "--tls-key-file", str(pki.client_key)]
-        ok = await _healthcheck("--address", address, *tls)
+        ok = await _healthcheck(probe, "--address", address, *tls)
         assert ok.returncode == 0, ok.stderr
-        assert (await _healthcheck("--address", address, "--service", "maas.testing.v1.Echo", *tls)).returncode == 0
-        assert (await _healthcheck("--address", address, "--timeout", "2")).returncode == 1  # plaintext: refused
+        assert f"{address} (server): SERVING" in ok.stdout
+        echo = await _healthcheck(probe, "--address", address, "--service", "maas.testing.v1.Echo", *tls)
+        assert echo.returncode == 0, echo.stderr
+        unknown = await _healthcheck(probe, "--address", address, "--service", "maas.nowhere.v1.Nothing", *tls)
+        assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+        assert (await _healthcheck(probe, "--address", address, "--timeout", "2")).returncode == 1  # plaintext: refused
 
 
-async def _healthcheck(*args: str) -> Any:
+async def _healthcheck(probe: str, *args: str) -> Any:
     import subprocess
     import sys
 
-    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "maas_runtime.healthcheck", *args],
-                                   capture_output=True, text=True, timeout=60)
+    from maas_gateway import binary
+
+    python = [sys.executable, "-m", "maas_runtime.healthcheck"]
+    command = [str(binary()), "healthcheck"] if probe == "binary" else python
+    return await asyncio.to_thread(subprocess.run, [*command, *args], capture_output=True, text=True, timeout=60)

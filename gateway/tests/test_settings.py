@@ -1,76 +1,48 @@
-"""Gateway configuration: one GATEWAY_<NAME>_ADDR variable per upstream, targets for one or many replicas."""
+"""Gateway configuration: GATEWAY_* variables, one GATEWAY_<NAME>_ADDR per upstream, targets for one or many
+replicas. How each variable is read is unit-tested in Go, with the gateway's other units (gateway/cmd/maas-gateway/
+*_test.go: upstreams from _ADDR / _SERVICES variables, targets, defaults, round robin and reconnection settings of
+the channels; API keys and token buckets; KServe wire reading; reflection's symbol index; request ids; a panic
+answered INTERNAL), run here by test_go_unit_tests. The other tests run the executable as `make up` and the
+containers do, and check that a bad setting stops it at once with a message naming the variable."""
 
 from __future__ import annotations
 
-import json
+import subprocess
 
 import pytest
-from pydantic import ValidationError
 
-from maas_gateway.settings import GatewaySettings, UpstreamConfig, channel_target
-from maas_gateway.upstream import channel_options
-
-
-def test_upstreams_from_addr_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_NLP_ANALYSIS_ADDR", "dns:///nlp-analysis:50052")
-    monkeypatch.setenv("GATEWAY_TEXT_GENERATOR_ADDR", "10.0.0.5:50053,10.0.0.6:50053")
-    monkeypatch.setenv("GATEWAY_LEGACY_ADDR", "legacy.internal:9000")
-    monkeypatch.setenv("GATEWAY_LEGACY_SERVICES", "acme.v1.Legacy, acme.v1.Other")
-    monkeypatch.setenv("GATEWAY_PORT", "6000")
-    monkeypatch.setenv("NLP_ANALYSIS_ADDR", "ignored:1")  # another prefix: not the gateway's
-    s = GatewaySettings()
-    assert s.port == 6000
-    assert s.upstreams == {
-        "nlp-analysis": UpstreamConfig(target="dns:///nlp-analysis:50052"),
-        "text-generator": UpstreamConfig(target="ipv4:10.0.0.5:50053,10.0.0.6:50053"),
-        "legacy": UpstreamConfig(target="legacy.internal:9000", services=("acme.v1.Legacy", "acme.v1.Other")),
-    }
+from maas_gateway import BUILD_SCRIPT
+from maas_gateway.testing import UpstreamConfig, gateway_exit
 
 
-def test_upstreams_given_to_the_constructor_replace_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_NLP_ANALYSIS_ADDR", "127.0.0.1:50052")
-    s = GatewaySettings(upstreams={"echo": UpstreamConfig(target="127.0.0.1:1")})
-    assert list(s.upstreams) == ["echo"]
+def test_go_unit_tests() -> None:
+    done = subprocess.run(["bash", str(BUILD_SCRIPT), "test"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("given, target", [
-    ("127.0.0.1:50052", "127.0.0.1:50052"),
-    ("nlp-analysis:50052", "nlp-analysis:50052"),  # grpc's DNS resolver: every address of the name
-    ("dns:///nlp-analysis.maas.svc.cluster.local:50052", "dns:///nlp-analysis.maas.svc.cluster.local:50052"),
-    ("127.0.0.1:1, localhost:2", "ipv4:127.0.0.1:1,127.0.0.1:2"),
-    ("[::1]:1,[::1]:2", "ipv6:[::1]:1,[::1]:2"),
-    ("unix:/run/maas/nlp.sock", "unix:/run/maas/nlp.sock"),
+@pytest.mark.parametrize("upstreams, settings, message", [
+    ({}, {"port": "abc"}, "GATEWAY_PORT='abc': not an integer"),
+    ({}, {"max_message_bytes": 10}, "GATEWAY_MAX_MESSAGE_BYTES='10': must be between 1024"),
+    ({}, {"health_interval_s": 0}, "GATEWAY_HEALTH_INTERVAL_S='0': must be more than 0"),
+    ({}, {"log_format": "xml"}, "GATEWAY_LOG_FORMAT='xml': json or text"),
+    ({}, {"upstream_tls": "maybe"}, "GATEWAY_UPSTREAM_TLS='maybe': not a boolean"),
+    ({"nlp-analysis": "nlp-analysis"}, {},
+     "GATEWAY_NLP_ANALYSIS_ADDR='nlp-analysis': 'nlp-analysis': expected host:port"),
+    ({"echo": "a:1,b:2"}, {}, "a list of addresses takes IP addresses only ('a' is a name); for a name with several "
+                              "addresses use dns:///a:<port>"),
+    ({"echo": "127.0.0.1:1,[::1]:2"}, {}, "mixes IPv4 and IPv6 addresses"),
+    ({"echo": "127.0.0.1:70000"}, {}, "expected host:port"),
+    ({"echo": UpstreamConfig(target="a:1", services=("NotQualified",))}, {},
+     "GATEWAY_ECHO_SERVICES='NotQualified': not a fully qualified gRPC service name: 'NotQualified'"),
 ])
-def test_targets(given: str, target: str) -> None:
-    assert channel_target(given) == target
+def test_a_bad_setting_stops_the_gateway_naming_the_variable(upstreams: dict, settings: dict, message: str) -> None:
+    done = gateway_exit(upstreams, **settings)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("given, message", [
-    ("", "empty"),
-    ("nlp-analysis", "expected host:port"),
-    ("a:1,b:2", "IP addresses only"),
-    ("127.0.0.1:1,[::1]:2", "mixes IPv4 and IPv6"),
-    ("127.0.0.1:70000", "expected host:port"),
-])
-def test_bad_targets(given: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        channel_target(given)
-
-
-def test_bad_names_and_services() -> None:
-    with pytest.raises(ValidationError, match="lower-case"):
-        GatewaySettings(upstreams={"Bad_Name": UpstreamConfig(target="a:1")})
-    with pytest.raises(ValidationError, match="fully qualified"):
-        UpstreamConfig(target="a:1", services="NotQualified")
-
-
-def test_channels_balance_round_robin_and_reconnect_quickly() -> None:
-    options = dict(channel_options(GatewaySettings(reconnect_backoff_max_s=1.5, max_message_bytes=2048)))
-    config = json.loads(options["grpc.service_config"])
-    assert config["loadBalancingConfig"] == [{"round_robin": {}}]
-    assert config["healthCheckConfig"] == {"serviceName": ""}
-    assert options["grpc.max_reconnect_backoff_ms"] == 1500
-    assert options["grpc.max_receive_message_length"] == options["grpc.max_send_message_length"] == 2048
-    assert options["grpc.enable_http_proxy"] == 0
-    no_checks = json.loads(dict(channel_options(GatewaySettings(upstream_health_check=False)))["grpc.service_config"])
-    assert "healthCheckConfig" not in no_checks
+def test_every_bad_setting_is_reported_at_once() -> None:
+    done = gateway_exit({"echo": ""}, port=-1, rate_limit_burst=0)
+    assert done.returncode == 2
+    for variable in ("GATEWAY_ECHO_ADDR", "GATEWAY_PORT", "GATEWAY_RATE_LIMIT_BURST"):
+        assert variable in done.stderr, done.stderr

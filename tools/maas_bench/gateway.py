@@ -54,8 +54,10 @@ def _our_ticks() -> int:
 
 
 def child_pid(module: str) -> int | None:
-    """The pid of the process this bench started as ``python -m <module>``."""
+    """The pid of the process this bench started as ``python -m <module>`` (or the executable that module replaced
+    itself with: ``python -m maas_gateway`` execs ``maas-gateway``)."""
     me = os.getpid()
+    executable = module.replace("_", "-").encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -64,7 +66,7 @@ def child_pid(module: str) -> int | None:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        if ppid == me and module.encode() in argv:
+        if ppid == me and (module.encode() in argv or argv[0].rsplit(b"/", 1)[-1] == executable):
             return int(entry.name)
     return None
 

@@ -76,12 +76,13 @@ def cmdline(pid: int) -> list[str] | None:
 
 
 def runs_module(pid: int, module: str | None) -> bool:
-    """Whether ``pid`` is ``python -m <module>`` (guards against a recycled pid in a stale pid file)."""
+    """Whether ``pid`` is ``python -m <module>`` (guards against a recycled pid in a stale pid file), or the
+    executable such a module replaced itself with: ``python -m maas_gateway`` execs ``.../maas-gateway``."""
     argv = cmdline(pid)
     if argv is None:
         return True  # no /proc: trust the pid file
     if "-m" not in argv:
-        return False
+        return module is not None and bool(argv) and Path(argv[0]).name == module.replace("_", "-")
     return module is None or module in argv[argv.index("-m") + 1:argv.index("-m") + 2]
 
 

@@ -8,8 +8,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from maas_gateway.settings import UpstreamConfig
-from maas_gateway.testing import echo_upstream, gateway, nlp_upstream
+from maas_gateway.testing import UpstreamConfig, echo_upstream, gateway, nlp_upstream
 
 ROOT = Path(__file__).resolve().parents[3]
 

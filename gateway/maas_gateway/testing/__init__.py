@@ -7,15 +7,22 @@
   as a process (ECHO_HOST, ECHO_PORT, ECHO_NAME, ...), for benchmarks and kill tests.
 - ``stub_nlp`` / ``nlp_upstream``: a stand-in ``maas.nlp.v1.NlpAnalysis`` with fixed answers (no models), whose
   next answers can be made failures (``fail_next``), for the gateway's and the clients' tests.
-- ``echo_upstream`` / ``gateway``: started servers as async context managers; ``eventually``; ``make_pki``:
-  a CA with server and client certificates (the ``cryptography`` package).
+- ``echo_upstream``: a started Echo server as an async context manager; ``gateway``: the gateway's executable
+  (``gateway/build/maas-gateway``, built when stale) as a process in front of given upstreams, SERVING for the block;
+  ``eventually``; ``make_pki``: a CA with server and client certificates (the ``cryptography`` package).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -251,21 +258,139 @@ async def echo_upstream(name: str = "echo", port: int = 0, models: Iterable[Any]
         await server.stop(0)
 
 
-@asynccontextmanager
-async def gateway(upstreams: dict[str, Any], **settings: Any) -> AsyncIterator[tuple[Any, str]]:
-    """A started gateway on 127.0.0.1:0 with quick health polling: (app, address)."""
-    from maas_gateway.app import GatewayApp
-    from maas_gateway.settings import GatewaySettings
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One upstream of ``gateway()``: ``GATEWAY_<NAME>_ADDR=<target>`` and, when ``services`` are given,
+    ``GATEWAY_<NAME>_SERVICES`` (for an upstream without reflection)."""
 
+    target: str
+    services: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "services", tuple(self.services))
+
+
+def gateway_env(upstreams: dict[str, Any], **settings: Any) -> dict[str, str]:
+    """GATEWAY_* variables for ``upstreams`` (name -> UpstreamConfig, a target string, or {"target": ...}) and
+    ``settings`` (field names of the gateway's settings: ``api_keys="a,b"``, ``upstream_tls=True``, ...)."""
+    env: dict[str, str] = {}
+    for name, config in upstreams.items():
+        if isinstance(config, str):
+            config = UpstreamConfig(target=config)
+        elif isinstance(config, dict):
+            config = UpstreamConfig(**config)
+        key = "GATEWAY_" + name.upper().replace("-", "_")
+        env[f"{key}_ADDR"] = config.target
+        if config.services:
+            env[f"{key}_SERVICES"] = ",".join(config.services)
+    for field, value in settings.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        env[f"GATEWAY_{field.upper()}"] = str(value)
+    return env
+
+
+_LISTENING = re.compile(r'listening.*?address(?:=|": ")([^\s",]+)')
+_SERVING = re.compile(r'(\] serving |"msg": "serving")')
+
+
+class GatewayProcess:
+    """The gateway's executable, started by ``gateway()``; its log (stdout and stderr) goes to a file."""
+
+    def __init__(self, proc: subprocess.Popen, log_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+        self.address = ""
+        self._final_log: str | None = None  # once the file is gone
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    def log(self) -> str:
+        if self._final_log is not None:
+            return self._final_log
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def wait_serving(self, timeout: float) -> None:
+        """Until it reports SERVING (its first discovery round is over); RuntimeError with its log if it exits."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            text = self.log()
+            found = _LISTENING.search(text)
+            if found and _SERVING.search(text):
+                self.address = found.group(1)
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the gateway exited with status {self.proc.returncode}:\n{text}")
+            if loop.time() > deadline:
+                raise RuntimeError(f"the gateway did not report SERVING within {timeout:.0f} s:\n{text}")
+            await asyncio.sleep(0.02)
+
+    async def stop(self, timeout: float = 15) -> int:
+        """SIGTERM (NOT_SERVING, then a graceful stop), SIGKILL after ``timeout``; the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(self.proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+        return self.proc.returncode
+
+
+@lru_cache(maxsize=1)
+def _binary() -> Path:
+    from maas_gateway import binary
+
+    return binary()
+
+
+@asynccontextmanager
+async def gateway(upstreams: dict[str, Any], **settings: Any) -> AsyncIterator[tuple[GatewayProcess, str]]:
+    """The gateway's executable on 127.0.0.1 (a port of its choosing), with quick health polling, SERVING when the
+    block starts and stopped when it ends: (process, address). ``settings`` as for ``gateway_env``. Its log is
+    written to this process's stderr when it stops (pytest shows it for a failed test)."""
     settings.setdefault("health_interval_s", 0.2)
     settings.setdefault("discovery_timeout_s", 5.0)
     settings.setdefault("log_format", "text")
-    app = GatewayApp(GatewaySettings(port=0, upstreams=upstreams, **settings))
-    port = await app.start()
+    settings.setdefault("grace_seconds", 0)
+    settings = {"host": "127.0.0.1", "port": 0, **settings}
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GATEWAY_")}
+    env.update(gateway_env(upstreams, **settings))
+    path = await asyncio.to_thread(_binary)
+    fd, log_name = tempfile.mkstemp(prefix="maas-gateway-", suffix=".log")
+    with os.fdopen(fd, "wb") as log:
+        proc = subprocess.Popen([str(path)], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    running = GatewayProcess(proc, Path(log_name))
     try:
-        yield app, f"127.0.0.1:{port}"
+        await running.wait_serving(timeout=float(settings["discovery_timeout_s"]) + 30)
+        yield running, running.address
     finally:
-        await app.stop(0)
+        await running.stop()
+        running._final_log = running.log()
+        sys.stderr.write(running._final_log)
+        running.log_path.unlink(missing_ok=True)
+
+
+def gateway_exit(upstreams: dict[str, Any] | None = None, timeout: float = 30, **settings: Any
+                 ) -> subprocess.CompletedProcess:
+    """Run ``python -m maas_gateway`` with settings it should refuse: it exits at once; its status and output
+    (a gateway that starts instead is stopped after ``timeout`` and the call fails)."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GATEWAY_")}
+    env.update(gateway_env(upstreams or {}, **{"port": 0, "discovery_timeout_s": 0.5, **settings}))
+    _binary()  # built beforehand: the timeout is for the gateway, not for the compiler
+    return subprocess.run([sys.executable, "-m", "maas_gateway"], env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -7,16 +7,12 @@ import grpc
 
 from maas.music.v1 import recommender_pb2 as pb
 from maas.music.v1 import recommender_pb2_grpc
-from maas_gateway.app import GatewayApp
-from maas_gateway.settings import GatewaySettings
+from maas_gateway.testing import gateway
 
 
 async def test_recommend_through_the_gateway(recommender):
-    gateway = GatewayApp(GatewaySettings(host="127.0.0.1", port=0, log_format="text",
-                                         upstreams={"music-recommender": {"target": recommender[1]}}))
-    port = await gateway.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+    async with gateway({"music-recommender": recommender[1]}) as (_, address):
+        async with grpc.aio.insecure_channel(address) as ch:
             stub = recommender_pb2_grpc.MusicRecommenderStub(ch)
             reply = await stub.Recommend(pb.RecommendRequest(query_text="scottish strathspey", k=3))
             assert all("strathspey" in r.track.tags for r in reply.recommendations)
@@ -25,5 +21,3 @@ async def test_recommend_through_the_gateway(recommender):
                 raise AssertionError("k=0 was accepted")
             except grpc.aio.AioRpcError as e:
                 assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and e.details().startswith("k:")
-    finally:
-        await gateway.stop()
