@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -109,13 +108,8 @@ func edgeCredentials(s *Settings) (credentials.TransportCredentials, error) {
 	}
 	config := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	if s.TLSClientCAFile != "" {
-		pem, err := os.ReadFile(s.TLSClientCAFile)
-		if err != nil {
+		if config.ClientCAs, err = certPool(s.TLSClientCAFile, "TLS_CLIENT_CA_FILE"); err != nil {
 			return nil, err
-		}
-		config.ClientCAs = x509.NewCertPool()
-		if !config.ClientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%sTLS_CLIENT_CA_FILE=%s: no PEM certificate in it", envPrefix, s.TLSClientCAFile)
 		}
 		config.ClientAuth = tls.RequireAndVerifyClientCert
 	}

@@ -103,6 +103,19 @@ func ConnectParams(s *Settings) grpc.ConnectParams {
 	}
 }
 
+// certPool reads the PEM certificates of path (the setting <envPrefix><variable>) into a pool.
+func certPool(path, variable string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s%s=%s: no PEM certificate in it", envPrefix, variable, path)
+	}
+	return pool, nil
+}
+
 // UpstreamCredentials: TLS (mutual with a client certificate) to the upstreams, or nil for plaintext.
 func UpstreamCredentials(s *Settings) (credentials.TransportCredentials, error) {
 	if !s.UpstreamTLS {
@@ -110,13 +123,9 @@ func UpstreamCredentials(s *Settings) (credentials.TransportCredentials, error) 
 	}
 	config := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.UpstreamServerName}
 	if s.UpstreamCAFile != "" {
-		pem, err := os.ReadFile(s.UpstreamCAFile)
-		if err != nil {
+		var err error
+		if config.RootCAs, err = certPool(s.UpstreamCAFile, "UPSTREAM_CA_FILE"); err != nil {
 			return nil, err
-		}
-		config.RootCAs = x509.NewCertPool()
-		if !config.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%sUPSTREAM_CA_FILE=%s: no PEM certificate in it", envPrefix, s.UpstreamCAFile)
 		}
 	}
 	if s.UpstreamCertFile != "" {

@@ -116,7 +116,6 @@ class _SplitLlama:
         config = model.config
         heads, kv_heads, head_dim = config.num_attention_heads, layout.heads, layout.head_dim
         group = heads // kv_heads
-        scale = float(getattr(config, "attention_multiplier", None) or head_dim ** -0.5)
 
         def rms_norm(norm: Any, x: Any) -> Any:
             # x / sqrt(mean(x^2) + eps) * w: the pattern ONNX Runtime fuses into SimplifiedLayerNormalization
@@ -160,8 +159,8 @@ class _SplitLlama:
                     # query heads grouped under their KV head: [B, kv_heads, group * S, D]
                     qg = q.reshape(batch, kv_heads, group * seq, head_dim)
                     past_k, past_v = past[2 * i], past[2 * i + 1]
-                    s_past = torch.matmul(qg, past_k.transpose(2, 3)) * scale + past_bias
-                    s_new = (torch.matmul(qg, k.transpose(2, 3)) * scale).view(batch, kv_heads, group, seq, seq)
+                    s_past = torch.matmul(qg, past_k.transpose(2, 3)) * attn.scaling + past_bias
+                    s_new = (torch.matmul(qg, k.transpose(2, 3)) * attn.scaling).view(batch, kv_heads, group, seq, seq)
                     s_new = (s_new + new_bias).view(batch, kv_heads, group * seq, seq)
                     probs = torch.softmax(torch.cat((s_past, s_new), dim=-1), dim=-1)
                     out = torch.matmul(probs[..., :width], past_v) + torch.matmul(probs[..., width:], v)
