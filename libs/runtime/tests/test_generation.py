@@ -302,6 +302,42 @@ async def test_long_prompts_are_prefilled_in_chunks_while_others_decode(decoder)
     await eng.close()
 
 
+async def test_a_shared_prefix_is_prefilled_once_and_its_cache_reused(decoder):
+    eng = engine(decoder, prefix_cache_bytes=1 << 20)
+    system = [3, 1, 4, 1, 5, 9, 2, 6]
+    prompts = [system + [7, 7], system + [8], system + [2, 7, 1, 8, 2], [3, 1, 4, 1, 5, 9, 2, 5, 3]]
+    first = await collect(eng.generate(prompts[0], SamplingParams(max_new_tokens=10, **GREEDY), shared_prefix=8))
+    assert eng.prefix_hits == 0
+    gens = [eng.generate(p, SamplingParams(max_new_tokens=10, **GREEDY), shared_prefix=8) for p in prompts[1:]]
+    rest = await asyncio.gather(*(collect(g) for g in gens))
+    assert eng.prefix_hits == 2  # the last prompt's first 8 tokens differ from the system prefix
+    for prompt, events in zip(prompts, [first, *rest]):
+        assert [e.token_id for e in events] == tiny_greedy(prompt, 10, VOCAB)
+    # the cache is read only: using it again gives the same tokens
+    again = await collect(eng.generate(prompts[0], SamplingParams(max_new_tokens=10, **GREEDY), shared_prefix=8))
+    assert [e.token_id for e in again] == [e.token_id for e in first] and eng.prefix_hits == 3
+    await eng.close()
+
+
+async def test_the_prefix_cache_keeps_within_its_budget_dropping_the_least_recently_used(decoder):
+    one = 8 * decoder.bytes_per_token()  # one 8-token prefix
+    eng = engine(decoder, prefix_cache_bytes=2 * one)
+    a, b, c = ([i] * 8 for i in (1, 2, 3))
+    for prefix in (a, b, a, c):  # c pushes out b, the least recently used
+        await collect(eng.generate(prefix + [5], SamplingParams(max_new_tokens=2, **GREEDY), shared_prefix=8))
+    assert eng.prefix_hits == 1
+    for prefix, hit in ((a, True), (c, True), (b, False)):
+        before = eng.prefix_hits
+        await collect(eng.generate(prefix + [6], SamplingParams(max_new_tokens=2, **GREEDY), shared_prefix=8))
+        assert (eng.prefix_hits > before) == hit
+    off = engine(decoder)  # no budget: no cache
+    await collect(off.generate(a + [5], SamplingParams(max_new_tokens=2, **GREEDY), shared_prefix=8))
+    await collect(off.generate(a + [5], SamplingParams(max_new_tokens=2, **GREEDY), shared_prefix=8))
+    assert off.prefix_hits == 0
+    await eng.close()
+    await off.close()
+
+
 async def test_scoring_returns_each_tokens_logprob(decoder):
     eng = engine(decoder, prefill_chunk_tokens=8)
     text = [(5 * i + 3) % VOCAB for i in range(30)]  # chunked: 4 chunks

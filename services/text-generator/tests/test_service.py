@@ -15,6 +15,7 @@ from maas.textgen.v1 import textgen_pb2 as pb
 from maas.textgen.v1 import textgen_pb2_grpc
 from maas_runtime.testing import violations
 from text_generator.app import TextGenApp
+from text_generator.pipeline import GenerationRequest
 
 HAIKU = [pb.ChatMessage(role="user", content="Write a haiku about rain on a tin roof.")]
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8,"  # greedy decoding counts on and on: a request that does not end by itself
@@ -121,6 +122,22 @@ async def test_concurrent_streams_each_get_their_own_text(stub, textgen_server):
     for solo, events in zip(alone, together):
         assert "".join(e.text for e in events) == solo.text
     assert (engine.step_rows - rows) / (engine.steps - steps) > 2.5, "the streams did not share decoding steps"
+
+
+async def test_conversations_reuse_the_cached_system_turn(stub, textgen_server):
+    pipeline = textgen_server[0].pipeline
+    hits = pipeline.engine.prefix_hits
+    answers = []
+    for content in ("Name a colour.", "Name a fruit.", "Name a colour."):
+        messages = [pb.ChatMessage(role="user", content=content)]
+        answers.append(await stub.Generate(pb.GenerateRequest(messages=messages, max_new_tokens=8, temperature=0)))
+    assert pipeline.engine.prefix_hits >= hits + 2
+    assert answers[0].text == answers[2].text
+    ids, _ = pipeline.prepare(GenerationRequest(messages=(("user", "Name a colour."),)))
+    opening = pipeline.tokenizer.decode(ids[:pipeline.shared_prefix(ids, (("user", "Name a colour."),))],
+                                        skip_special_tokens=False)
+    assert opening.startswith("<|im_start|>system\n") and opening.endswith("<|im_end|>\n<|im_start|>user\n")
+    assert pipeline.shared_prefix(ids, ()) == 0  # a plain prompt: nothing shared
 
 
 async def test_score_text_gives_token_logprobs_and_the_models_perplexity(stub, textgen_server):

@@ -27,6 +27,9 @@ def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None, separ
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
+_SENTINEL = "\ue000"  # a private-use character: no template adds or changes it
+
+
 class ChatTemplate:
     def __init__(self, source: str, bos_token: str | None = None, eos_token: str | None = None) -> None:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
@@ -46,3 +49,13 @@ class ChatTemplate:
             raise
         except TemplateError as exc:
             raise ChatTemplateError(str(exc)) from exc
+
+    def opening(self, messages: Sequence[tuple[str, str]]) -> str:
+        """What the rendered conversation holds before its first message that is not a system message: the
+        system turn (the template's default one when there is none) and the next turn's header. Every
+        conversation with the same system messages begins with it. Empty when it cannot be told."""
+        k = next((i for i, (role, _) in enumerate(messages) if role != "system"), len(messages))
+        if k == len(messages):
+            return ""
+        text = self.render([*messages[:k], (messages[k][0], _SENTINEL)], add_generation_prompt=False)
+        return text[:max(text.find(_SENTINEL), 0)]

@@ -97,7 +97,9 @@ class TextGenPipeline:
         self.engine = GenerationEngine(decoder, model.executor, max_batch_size=settings.max_batch_size,
                                        max_queue_size=settings.max_queue_size,
                                        prefill_chunk_tokens=settings.prefill_chunk_tokens,
-                                       max_batch_tokens=settings.max_batch_tokens, context_length=context)
+                                       max_batch_tokens=settings.max_batch_tokens, context_length=context,
+                                       prefix_cache_bytes=settings.prefix_cache_mb * 2**20)
+        self._openings: dict[tuple, list[int]] = {}  # system messages and the next role -> the opening's tokens
 
     async def warmup(self) -> None:
         """One generation and one scoring through the engine (first runs of every shape the server uses)."""
@@ -111,6 +113,26 @@ class TextGenPipeline:
         await self.engine.close()
 
     # ---- input -------------------------------------------------------------------------------------
+    def shared_prefix(self, ids: Sequence[int], messages: Sequence[tuple[str, str]]) -> int:
+        """How many of a chat prompt's tokens are its conversation's opening (``ChatTemplate.opening``): the part
+        other conversations with the same system messages share, whose cache the engine keeps."""
+        if self.chat is None or not messages:
+            return 0
+        k = next((i for i, (role, _) in enumerate(messages) if role != "system"), len(messages))
+        key = (*messages[:k], messages[k][0] if k < len(messages) else "")  # system messages, next role
+        opening = self._openings.get(key)
+        if opening is None:
+            if len(self._openings) >= 256:
+                self._openings.clear()
+            opening = self._openings[key] = self.tokenizer.encode(self.chat.opening(messages),
+                                                                  add_special_tokens=False).ids
+        n = 0
+        for a, b in zip(opening, ids):
+            if a != b:
+                break
+            n += 1
+        return n
+
     def _text_or_messages(self, text: str, messages: Sequence[tuple[str, str]], text_field: str) -> list[int]:
         s = self.settings
         if text and messages:
@@ -188,7 +210,8 @@ class TextGenPipeline:
         Closing the iterator (a cancelled or dropped call) takes the request out of the batch."""
         ids, params = self.prepare(req)
         text = TextStream(self.tokenizer, ids[-CONTEXT_TOKENS:], req.stop)
-        generation = self.engine.generate(ids, params, stop=text.push, deadline=deadline)
+        generation = self.engine.generate(ids, params, stop=text.push, deadline=deadline,
+                                          shared_prefix=self.shared_prefix(ids, req.messages))
         tokens: list[tuple[int, float]] = []
         first = True
         async with generation:

@@ -28,6 +28,8 @@ class TextGenSettings(ServerSettings, ModelSettings):
     max_queue_size: int = Field(64, ge=1)
     prefill_chunk_tokens: int = Field(512, ge=16)
     max_batch_tokens: int = Field(65536, ge=256)
+    # Caches of chat templates' system turns kept for the next conversation that starts with one (0: off).
+    prefix_cache_mb: int = Field(256, ge=0)
     # Prompt + generated tokens; 0: the model's own context (8192 for SmolLM2).
     max_context_tokens: int = Field(4096, ge=0)
     # Request limits (beyond them: INVALID_ARGUMENT naming the field) and defaults for unset fields.

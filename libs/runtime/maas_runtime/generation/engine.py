@@ -7,6 +7,11 @@ both on the runtime's ``BoundedExecutor`` (never on the event loop):
   rows, ``max_batch_tokens`` cache tokens). Prompts that fit the ``prefill_chunk_tokens`` budget together are
   prefilled as one left-padded batch; a longer prompt is prefilled alone, one chunk per iteration, so it never
   stalls the running requests for more than a chunk. The first token is sampled from the prefill's logits.
+* **shared prefixes**: a request may say that its first tokens are a prefix many requests share (a chat
+  template's system turn). Those are prefilled on their own, as one chunk, and their cache is kept (least
+  recently used first out, within ``prefix_cache_bytes``); a later request starting with the same tokens starts
+  from it and prefills only the rest. A prompt is cut at the same place whether or not its prefix is cached, so the
+  arithmetic, and with it a seeded request's tokens, is the same either way.
 * **decode**: every running sequence advances by one token in one ``session.run``: the caches are one left-padded
   batch (``KVCache``) with an attention mask and per-row position ids. A request that finished its prefill joins
   at the next step; a finished, cancelled or timed-out one leaves before the next step (the batch is re-packed,
@@ -24,7 +29,7 @@ import enum
 import itertools
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -45,6 +50,7 @@ STEP_ROWS = Histogram("maas_generation_step_rows", "sequences per decoding step"
                       buckets=(1, 2, 4, 8, 16, 32, 64))
 FIRST_TOKEN = Histogram("maas_generation_first_token_seconds", "time from submission to the first token",
                         ["model"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+PREFIX_HITS = Counter("maas_generation_prefix_hits_total", "prompts whose shared prefix was found cached", ["model"])
 REJECTED = Counter("maas_generation_rejected_total", "requests refused with RESOURCE_EXHAUSTED", ["model"])
 
 StopCallback = Callable[[int], bool]
@@ -75,6 +81,7 @@ class _Sequence:
     stop: StopCallback | None
     deadline: float | None
     limit: int  # tokens it may generate: max_new_tokens, capped by the context
+    prefix: int = 0  # the first `prefix` prompt tokens are shared with other requests: prefilled on their own
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     id: int = field(default_factory=lambda: next(_ids))
     submitted: float = field(default_factory=time.monotonic)
@@ -152,9 +159,11 @@ class _Prefill:
 class GenerationEngine:
     def __init__(self, model: DecoderModel, executor: BoundedExecutor, *, max_batch_size: int = 16,
                  max_queue_size: int = 64, prefill_chunk_tokens: int = 512, max_batch_tokens: int = 65536,
-                 context_length: int | None = None) -> None:
+                 context_length: int | None = None, prefix_cache_bytes: int = 0) -> None:
         if min(max_batch_size, max_queue_size, prefill_chunk_tokens, max_batch_tokens) < 1:
             raise ValueError("batch size, queue size, chunk and token budgets must be >= 1")
+        if prefix_cache_bytes < 0:
+            raise ValueError("prefix_cache_bytes must be >= 0")
         self.model = model
         self.executor = executor
         self.max_batch_size = max_batch_size if model.can_batch else 1
@@ -170,6 +179,10 @@ class GenerationEngine:
         self._rows: list[_Sequence] = []  # one per row of _batch
         self._stepping: list[_Sequence] | None = None  # the rows of the step in flight
         self._in_prefill: list[_Sequence] = []  # the requests of the prefill in flight
+        self.prefix_cache_bytes = prefix_cache_bytes
+        self._prefixes: OrderedDict[tuple[int, ...], KVCache] = OrderedDict()  # least recently used first
+        self._prefix_bytes = 0
+        self.prefix_hits = 0  # prompts that found their shared prefix cached (tests and metrics read it)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -188,14 +201,17 @@ class GenerationEngine:
         return len(self._waiting) + (self._prefilling is not None)
 
     def generate(self, prompt: Sequence[int], params: SamplingParams, *, stop: StopCallback | None = None,
-                 deadline: float | None = None, processor: LogitsProcessor | None = None) -> Generation:
+                 deadline: float | None = None, processor: LogitsProcessor | None = None,
+                 shared_prefix: int = 0) -> Generation:
         """Queue a generation (``deadline``: time.monotonic() value; ``processor``: a per-request constraint on
-        each next token). Raises Overloaded when the queue is full and ValueError when the prompt leaves no
-        room in the context."""
+        each next token; ``shared_prefix``: how many leading prompt tokens other requests share, such as a chat
+        template's system turn, whose cache is worth keeping). Raises Overloaded when the queue is full and
+        ValueError when the prompt leaves no room in the context."""
         ids = self._check_prompt(prompt)
         limit = min(params.max_new_tokens, self.context_length - int(ids.shape[0]))
         sampler = Sampler(params, self.model.vocab_size, ids, processor=processor)
-        seq = _Sequence(ids, params, sampler, stop, deadline, limit)
+        prefix = shared_prefix if self.prefix_cache_bytes and 0 < shared_prefix < ids.shape[0] else 0
+        seq = _Sequence(ids, params, sampler, stop, deadline, limit, prefix)
         self._submit(seq)
         return Generation(self, seq)
 
@@ -365,11 +381,12 @@ class GenerationEngine:
             head = self._waiting[0]
             if not self._fits(active + picked, head):
                 break
-            if head.prompt.shape[0] > self.prefill_chunk_tokens or not self.model.can_batch and picked:
+            alone = head.prompt.shape[0] > self.prefill_chunk_tokens or head.prefix > 0
+            if alone or not self.model.can_batch and picked:
                 if picked:
                     break
                 self._waiting.popleft()
-                self._prefilling = head
+                self._start_chunks(head)
                 return _Prefill([head], chunked=True)
             widest = max([int(s.prompt.shape[0]) for s in picked] + [int(head.prompt.shape[0])])
             if picked and widest * (len(picked) + 1) > self.prefill_chunk_tokens:
@@ -379,6 +396,33 @@ class GenerationEngine:
                 break
         WAITING.labels(self.name).set(len(self._waiting))
         return _Prefill(picked, chunked=False) if picked else None
+
+    def _start_chunks(self, seq: _Sequence) -> None:
+        """``seq`` is prefilled alone, chunk by chunk: from its cached shared prefix when there is one."""
+        self._prefilling = seq
+        if seq.prefix:
+            key = tuple(seq.prompt[:seq.prefix].tolist())
+            cached = self._prefixes.get(key)
+            if cached is not None:
+                self._prefixes.move_to_end(key)
+                seq.cache, seq.prefilled = cached, seq.prefix  # read only: the next step writes a copy
+                self.prefix_hits += 1
+                PREFIX_HITS.labels(self.name).inc()
+
+    def _keep_prefix(self, seq: _Sequence, cache: KVCache) -> None:
+        """Runs on the executor: keep a copy of the shared prefix just prefilled, exactly as wide as it."""
+        kept = KVCache([p[:, :, cache.width - seq.prefix:cache.width].copy() for p in cache.past],
+                       cache.lengths.copy())
+        size = kept.nbytes()
+        if size > self.prefix_cache_bytes:
+            return
+        while self._prefixes and self._prefix_bytes + size > self.prefix_cache_bytes:
+            self._prefix_bytes -= self._prefixes.popitem(last=False)[1].nbytes()
+        key = tuple(seq.prompt[:seq.prefix].tolist())
+        if key in self._prefixes:  # two requests with the same new prefix were prefilled in turn
+            self._prefix_bytes -= self._prefixes.pop(key).nbytes()
+        self._prefixes[key] = kept
+        self._prefix_bytes += size
 
     async def _run_prefill(self, plan: _Prefill) -> None:
         self._in_prefill = plan.seqs
@@ -417,13 +461,16 @@ class GenerationEngine:
         if plan.chunked:
             seq = plan.seqs[0]
             start = seq.prefilled
-            piece = seq.prompt[start:start + self.prefill_chunk_tokens]
+            end = min(start + self.prefill_chunk_tokens, seq.prefix if start < seq.prefix else seq.prompt.shape[0])
+            piece = seq.prompt[start:end]
             cache = seq.cache or KVCache.empty(m, 1)
             logits, present = m.forward(piece[None], cache.attention_mask(piece.shape[0]),
                                         np.arange(start, start + piece.shape[0], dtype=np.int64)[None], cache.past,
                                         last_only=not seq.scoring)
-            seq.prefilled = start + int(piece.shape[0])
+            seq.prefilled = end
             seq.cache = cache.advanced(present, m.appends)
+            if end == seq.prefix:
+                self._keep_prefix(seq, seq.cache)
             self._collect_scores(seq, logits[0], start)
             if seq.prefilled < seq.prompt.shape[0] or seq.scoring:
                 return [(seq.cache, 0, (0, 0.0))]
