@@ -18,10 +18,15 @@ One change to miditok's REMI: a ``Position_d`` token is relative. The first onse
 the bar line; every later one ``d`` steps after the onset before it. In legato music ``d`` is the duration of the
 note just played, a token the model has just seen, where REMI's absolute positions would ask a small model to
 add the last position and duration (measured: it gave the true next absolute position 34 % probability).
+The price is that the model loses count of where a bar ends: left alone it ended two bars in three before their
+last beat, on a rest, where held-out bars of every style sound to their end (all but 7 % of folk bars). So the
+grammar lets a bar end only once its notes reach its end. (Absolute positions, with the same rule, were tried and
+were worse: held-out perplexity 6.1 against 4.5, and about half the notes a bar the corpus has.)
 
 ``Grammar`` is a ``LogitsProcessor``: it allows only tokens that keep the stream well formed (onsets moving on
-inside a bar, a duration after every pitch, the requested meter, exactly the requested number of bars, then
-EOS), pitches inside a range, and, when asked, only pitches of the requested key's scale.
+inside a bar, a duration after every pitch, the requested meter, a bar ending only once its notes sound to its
+end, exactly the requested number of bars, then EOS), pitches inside a range, and, when asked, only pitches of
+the requested key's scale.
 """
 
 from __future__ import annotations
@@ -280,6 +285,7 @@ class Grammar:
         self.bars_done = bars_done
         self.state = state  # start | bar | timesig | position | pitch | duration
         self.position = -1
+        self.reach = 0  # steps after the bar line that the bar's notes sound until
         self.last_pitch = -1
         lo, hi = pitch_range
         pitches = vocab.pitch_of
@@ -310,7 +316,8 @@ class Grammar:
                 m |= self.allowed_position & (v.position_of >= 1) & (v.position_of < self.per_bar - self.position)
             if self.state == "duration":
                 m |= self.allowed_pitch & (v.pitch_of > self.last_pitch)
-            m[v.bar if more_bars else v.eos] = True
+            if self.reach >= self.per_bar:  # a bar ends once its notes sound to its end
+                m[v.bar if more_bars else v.eos] = True
         return m
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
@@ -329,7 +336,7 @@ class Grammar:
         v = self.v
         if token == v.bar:
             self.bars_done += 1
-            self.state, self.position, self.last_pitch = "bar", -1, -1
+            self.state, self.position, self.last_pitch, self.reach = "bar", -1, -1, 0
         elif token == self.ts_id:
             self.state = "timesig"
         elif v.position_of[token] >= 0:
@@ -339,6 +346,7 @@ class Grammar:
             self.state, self.last_pitch = "pitch", int(v.pitch_of[token])
         elif not math.isnan(v.duration_of[token]):
             self.state = "duration"
+            self.reach = max(self.reach, self.position + math.ceil(v.duration_of[token] * v.resolution - 1e-9))
         elif token == v.eos:
             self.state = "end"
 

@@ -64,6 +64,32 @@ def test_grammar_gives_exactly_the_bars_asked_for_in_the_meter_and_key(vocab, ts
     assert all(n.pitch % 12 in key.pitch_classes() for n in notes)
     assert all(n.bar * bar_len <= n.start < (n.bar + 1) * bar_len for n in notes)
     assert [n.start for n in notes] == sorted(n.start for n in notes)
+    # every bar sounds to its end: no bar is cut short on a rest
+    assert all(max(n.start + n.duration for n in notes if n.bar == b) >= (b + 1) * bar_len - 1e-9
+               for b in range(bars))
+
+
+def token(vocab, kind, value):
+    table = {"position": vocab.position_of, "pitch": vocab.pitch_of, "duration": vocab.duration_of}[kind]
+    return int(np.flatnonzero(table == value)[0])
+
+
+def test_a_bar_ends_only_once_its_notes_sound_to_its_end(vocab):
+    grammar = Grammar(vocab, (3, 4), 2, key=None, pitch_range=(48, 84))
+    quarter = token(vocab, "duration", 1.0)
+    for t in (vocab.bar, vocab.time_signature_id((3, 4)), token(vocab, "position", 0), token(vocab, "pitch", 60),
+              quarter, token(vocab, "pitch", 64), token(vocab, "duration", 3.0)):
+        grammar.advance(t)
+    mask = np.isfinite(grammar(np.zeros(vocab.size, dtype=np.float32)))
+    assert mask[vocab.bar]  # the dotted half on beat 1 reaches the end of the 3/4 bar
+    grammar = Grammar(vocab, (3, 4), 2, key=None, pitch_range=(48, 84))
+    for t in (vocab.bar, vocab.time_signature_id((3, 4)), token(vocab, "position", 0), token(vocab, "pitch", 60),
+              quarter, token(vocab, "position", 4), token(vocab, "pitch", 62), quarter):
+        grammar.advance(t)
+    mask = np.isfinite(grammar(np.zeros(vocab.size, dtype=np.float32)))
+    assert not mask[vocab.bar] and not mask[vocab.eos]  # beat 3 is still empty
+    # positions count from the onset before: 4 steps on is beat 3; 8 would leave the bar
+    assert mask[token(vocab, "position", 4)] and not mask[token(vocab, "position", 8)]
 
 
 def test_notes_survive_tokens(vocab):
@@ -76,9 +102,11 @@ def test_notes_survive_tokens(vocab):
 def test_in_the_last_bar_the_model_ending_the_bar_ends_the_piece(vocab):
     """The last bar cannot be followed by another: the probability the model gives "Bar" there goes to EOS,
     rather than the bar filling up with notes the model did not want."""
+    bar = (vocab.bar, vocab.time_signature_id((4, 4)), token(vocab, "position", 0), token(vocab, "pitch", 60),
+           token(vocab, "duration", 4.0))  # one bar, filled by a whole note
     grammar = Grammar(vocab, (4, 4), 1, key=None, pitch_range=(48, 84))
-    for token in (vocab.bar, vocab.time_signature_id((4, 4))):
-        grammar.advance(token)
+    for t in bar:
+        grammar.advance(t)
     logits = np.zeros(vocab.size, dtype=np.float32)
     logits[vocab.bar] = 5.0  # the model wants the next bar
     allowed = grammar(logits)
@@ -86,8 +114,8 @@ def test_in_the_last_bar_the_model_ending_the_bar_ends_the_piece(vocab):
     assert allowed[vocab.eos] == pytest.approx(np.logaddexp(0.0, 5.0))
     assert int(np.argmax(allowed)) == vocab.eos
     more = Grammar(vocab, (4, 4), 2, key=None, pitch_range=(48, 84))  # not the last bar: untouched
-    for token in (vocab.bar, vocab.time_signature_id((4, 4))):
-        more.advance(token)
+    for t in bar:
+        more.advance(t)
     assert more(logits)[vocab.bar] == 5.0 and not np.isfinite(more(logits)[vocab.eos])
 
 

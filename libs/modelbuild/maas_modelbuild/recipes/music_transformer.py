@@ -15,7 +15,9 @@ Evaluation (in the manifest): held-out loss and perplexity per style; then, thro
 itself (``music_generator.pipeline`` on the shared generation engine), 100 pieces per style: how many parse
 as MIDI with mido and pretty_midi, in-key share with the key constraint off (the model alone) and on (as
 served), pitch-class entropy, notes per bar, polyphony and pitch range against the same statistics of the
-style's held-out pieces (first bars, same length), and seed determinism.
+style's held-out pieces (first bars, same length), and seed determinism. Each generated piece is asked for the
+key, meter and tempo of a held-out piece of its style (``twins``), so the two sides share their conditions
+(folk is mostly in 3/4 and 2/4: a 4/4 tune has more notes a bar).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def prepare(records: list[dict[str, Any]], vocab: Any) -> list[dict[str, Any]]:
         source_key, key = key, canonical_key(key.mode)
         bpm = r["tempo_bpm"] or STYLE_DEFAULTS[r["style"]]["tempo_bpm"]
         pieces.append({"id": r["id"], "style": r["style"], "ids": ids, "bars": bars, "key": key, "ts": ts,
-                       "tempo": tempo_bucket(bpm), "pitches": [n[2] for n in notes],
+                       "tempo": tempo_bucket(bpm), "tempo_bpm": bpm, "pitches": [n[2] for n in notes],
                        "source_key": source_key})
     return pieces
 
@@ -131,6 +133,8 @@ def window(vocab: Any, piece: dict[str, Any], start_bar: int, max_tokens: int) -
 
 
 def sampler(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]):  # noqa: ANN201
+    """Training windows: a piece (weighted by its bars), then a start bar (the first one ``start_of_piece_share``
+    of the time)."""
     rng = random.Random(p["seed"])
     weights = [len(x["bars"]) for x in train]
 
@@ -225,33 +229,41 @@ def heldout_loss(model: Any, held: list[dict[str, Any]], vocab: Any, max_tokens:
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
-def reference_stats(held: list[dict[str, Any]], vocab: Any, bars: int) -> dict[str, dict[str, float]]:
-    """The statistics of each style's held-out pieces over their first ``bars`` bars."""
+def reference_stats(held: list[dict[str, Any]], vocab: Any, bars: int, n: int) -> dict[str, dict[str, float]]:
+    """The statistics of each style's held-out pieces over their first ``bars`` bars, weighted as ``twins``."""
     from music_generator.stats import mean_stats, piece_stats
+    from music_generator.vocab import STYLES
 
-    rows = defaultdict(list)
-    for piece in held:
-        if len(piece["bars"]) < bars:
-            continue
-        end = piece["bars"][bars] if len(piece["bars"]) > bars else len(piece["ids"])
-        notes = vocab.decode(piece["ids"][:end], piece["ts"])
-        rows[piece["style"]].append(piece_stats(notes, bars))
-    return {s: mean_stats(r) for s, r in rows.items()}
+    out = {}
+    for style in STYLES:
+        rows = []
+        for piece in twins(held, style, bars, n):
+            end = piece["bars"][bars] if len(piece["bars"]) > bars else len(piece["ids"])
+            rows.append(piece_stats(vocab.decode(piece["ids"][:end], piece["ts"]), bars))
+        out[style] = mean_stats(rows)
+    return out
 
 
-async def _generate_all(pipeline: Any, styles: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+def twins(held: list[dict[str, Any]], style: str, bars: int, n: int) -> list[dict[str, Any]]:
+    """The held-out pieces of a style with at least ``bars`` bars, repeated in turn to ``n``: each generated piece
+    is asked for the key, meter and tempo of one of them, so that both sides of a comparison share conditions."""
+    group = [p for p in held if p["style"] == style and len(p["bars"]) >= bars]
+    return [group[i % len(group)] for i in range(n)]
+
+
+async def _generate_all(pipeline: Any, held: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any]:
     from music_generator.pipeline import ComposeRequest
     from music_generator.stats import in_key_share, mean_stats, piece_stats
+    from music_generator.vocab import STYLES
 
-    e = p["eval"]
+    e, s = p["eval"], pipeline.settings
     out: dict[str, Any] = {}
-    for style in styles:
-        keys = list(styles[style]["keys"])
-        weights = np.array(list(styles[style]["keys"].values()))
-        rng = np.random.default_rng(p["seed"])
-        requests = [ComposeRequest(style=style, key=keys[int(rng.choice(len(keys), p=weights / weights.sum()))],
-                                   bars=e["bars"], temperature=e["temperature"], top_p=e["top_p"], seed=1000 + i)
-                    for i in range(e["pieces_per_style"])]
+    for style in STYLES:
+        requests = [ComposeRequest(style=style, key=str(h["source_key"]),
+                                   tempo_bpm=min(max(h["tempo_bpm"], s.min_tempo_bpm), s.max_tempo_bpm),
+                                   time_signature=f"{h['ts'][0]}/{h['ts'][1]}", bars=e["bars"],
+                                   temperature=e["temperature"], top_p=e["top_p"], seed=1000 + i)
+                    for i, h in enumerate(twins(held, style, e["bars"], e["pieces_per_style"]))]
         served = await asyncio.gather(*(pipeline.compose(r) for r in requests))
         free = await asyncio.gather(*(pipeline.compose(ComposeRequest(**{**r.__dict__, "chromatic": True}))
                                       for r in requests))
@@ -298,14 +310,14 @@ def evaluate_generation(out_dir: Path, manifest: dict[str, Any], held: list, voc
     async def run() -> dict[str, Any]:
         pipeline = MusicPipeline(model, settings)
         try:
-            return await _generate_all(pipeline, manifest["styles"], p)
+            return await _generate_all(pipeline, held, p)
         finally:
             await pipeline.close()
 
     started = time.monotonic()
     results = asyncio.run(run())
     executor.shutdown()
-    reference = reference_stats(held, vocab, p["eval"]["bars"])
+    reference = reference_stats(held, vocab, p["eval"]["bars"], p["eval"]["pieces_per_style"])
     report: dict[str, Any] = {"pieces_per_style": p["eval"]["pieces_per_style"], "bars": p["eval"]["bars"],
                               "temperature": p["eval"]["temperature"], "top_p": p["eval"]["top_p"], "styles": {}}
     total = parsed_mido = parsed_pm = 0
