@@ -50,12 +50,9 @@ class ChatTemplate:
         except TemplateError as exc:
             raise ChatTemplateError(str(exc)) from exc
 
-    def opening(self, messages: Sequence[tuple[str, str]]) -> str:
-        """What the rendered conversation holds before its first message that is not a system message: the
-        system turn (the template's default one when there is none) and the next turn's header. Every
-        conversation with the same system messages begins with it. Empty when it cannot be told."""
-        k = next((i for i, (role, _) in enumerate(messages) if role != "system"), len(messages))
-        if k == len(messages):
-            return ""
-        text = self.render([*messages[:k], (messages[k][0], _SENTINEL)], add_generation_prompt=False)
+    def opening(self, system: Sequence[tuple[str, str]], role: str) -> str:
+        """What a conversation that starts with the ``system`` messages holds before the content of its next
+        message, of ``role``: the system turn (the template's default one when there is none) and that message's
+        header. Every such conversation begins with it. Empty when it cannot be told."""
+        text = self.render([*system, (role, _SENTINEL)], add_generation_prompt=False)
         return text[:max(text.find(_SENTINEL), 0)]

@@ -99,7 +99,7 @@ class TextGenPipeline:
                                        prefill_chunk_tokens=settings.prefill_chunk_tokens,
                                        max_batch_tokens=settings.max_batch_tokens, context_length=context,
                                        prefix_cache_bytes=settings.prefix_cache_mb * 2**20)
-        self._openings: dict[tuple, list[int]] = {}  # system messages and the next role -> the opening's tokens
+        self._openings: dict[tuple[tuple, str], list[int]] = {}  # (system messages, next role) -> opening tokens
 
     async def warmup(self) -> None:
         """One generation and one scoring through the engine (first runs of every shape the server uses)."""
@@ -114,18 +114,19 @@ class TextGenPipeline:
 
     # ---- input -------------------------------------------------------------------------------------
     def shared_prefix(self, ids: Sequence[int], messages: Sequence[tuple[str, str]]) -> int:
-        """How many of a chat prompt's tokens are its conversation's opening (``ChatTemplate.opening``): the part
-        other conversations with the same system messages share, whose cache the engine keeps."""
-        if self.chat is None or not messages:
-            return 0
+        """How many of a chat prompt's tokens are its conversation's opening (``ChatTemplate.opening``: the system
+        turn and the next message's header), the part other conversations with the same system messages share,
+        whose cache the engine keeps."""
         k = next((i for i, (role, _) in enumerate(messages) if role != "system"), len(messages))
-        key = (*messages[:k], messages[k][0] if k < len(messages) else "")  # system messages, next role
-        opening = self._openings.get(key)
+        if self.chat is None or k == len(messages):
+            return 0
+        system, role = tuple(messages[:k]), messages[k][0]
+        opening = self._openings.get((system, role))
         if opening is None:
             if len(self._openings) >= 256:
                 self._openings.clear()
-            opening = self._openings[key] = self.tokenizer.encode(self.chat.opening(messages),
-                                                                  add_special_tokens=False).ids
+            opening = self._openings[(system, role)] = self.tokenizer.encode(self.chat.opening(system, role),
+                                                                             add_special_tokens=False).ids
         n = 0
         for a, b in zip(opening, ids):
             if a != b:
