@@ -319,6 +319,37 @@ async def test_a_shared_prefix_is_prefilled_once_and_its_cache_reused(decoder):
     await eng.close()
 
 
+class Numbering:
+    """A request's own position ids (``3 * index + 2``), counting the tokens it is asked about."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, tokens):
+        ids = 3 * np.arange(self.seen, self.seen + len(tokens), dtype=np.int64) + 2
+        self.seen += len(tokens)
+        return ids
+
+
+async def test_a_request_may_number_its_own_tokens(decoder):
+    eng = engine(decoder, max_batch_size=8, prefill_chunk_tokens=8)
+    prompts = [[5, 1, 2], [4, 4], [(3 * i) % VOCAB for i in range(20)], [9]]  # the third prefilled in chunks
+    numbered = [True, False, True, True]
+    numbers = [Numbering() if n else None for n in numbered]
+    gens = [eng.generate(p, SamplingParams(max_new_tokens=9, **GREEDY), positions=n)
+            for p, n in zip(prompts, numbers)]
+    results = await asyncio.gather(*(collect(g) for g in gens))
+    for p, n, events in zip(prompts, numbered, results):
+        expected = tiny_greedy(p, 9, VOCAB, (lambda i: 3 * i + 2) if n else (lambda i: i))
+        assert [e.token_id for e in events] == expected
+        assert expected != tiny_greedy(p, 9, VOCAB, (lambda i: i) if n else (lambda i: 3 * i + 2))
+    for p, n in zip(prompts, numbers):  # asked once about every token fed: the prompt and all but the last token
+        assert n is None or n.seen == len(p) + 9 - 1
+    with pytest.raises(ValueError, match="positions"):
+        eng.generate([1, 2, 3], SamplingParams(max_new_tokens=2), positions=lambda tokens: np.zeros(2, np.int64))
+    await eng.close()
+
+
 async def test_the_prefix_cache_keeps_within_its_budget_dropping_the_least_recently_used(decoder):
     one = 8 * decoder.bytes_per_token()  # one 8-token prefix
     eng = engine(decoder, prefix_cache_bytes=2 * one)

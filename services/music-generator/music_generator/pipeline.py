@@ -20,8 +20,8 @@ from maas_runtime.onnx_model import OnnxModel
 from music_generator import render
 from music_generator.midi import MidiError, read_primer, write_midi
 from music_generator.settings import MusicGenSettings
-from music_generator.vocab import (Grammar, Key, Note, NoteReader, Vocabulary, canonical_key, canonical_shift,
-                                   estimate_key, make_tokenizer, parse_key, tempo_bucket)
+from music_generator.vocab import (BarClock, Grammar, Key, Note, NoteReader, Vocabulary, canonical_key,
+                                   canonical_shift, estimate_key, make_tokenizer, parse_key, tempo_bucket)
 
 MAX_SEED = 2**64 - 1
 BASE_VELOCITY, DOWNBEAT_VELOCITY = 78, 92
@@ -236,7 +236,8 @@ class MusicPipeline:
             reader.feed(t)
         params = SamplingParams(max_new_tokens=self.context_length, temperature=plan.temperature, top_p=plan.top_p,
                                 seed=plan.seed, stop_token_ids=(self.vocab.eos,))
-        generation = self.engine.generate(plan.prompt, params, deadline=deadline, processor=plan.grammar)
+        generation = self.engine.generate(plan.prompt, params, deadline=deadline, processor=plan.grammar,
+                                          positions=BarClock(self.vocab, plan.time_signature))
         tokens = 0
         reason = FinishReason.LENGTH
         async with generation:

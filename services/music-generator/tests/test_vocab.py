@@ -10,7 +10,8 @@ import pytest
 
 from music_generator.midi import MidiError, read_primer, write_midi
 from music_generator.stats import in_key_share, piece_stats
-from music_generator.vocab import Grammar, Key, Vocabulary, estimate_key, make_tokenizer, parse_key
+from music_generator.vocab import (INDEX_SPAN, BarClock, Grammar, Key, Vocabulary, canonical_key, estimate_key,
+                                   make_tokenizer, parse_key)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,45 @@ def test_a_bar_ends_only_once_its_notes_sound_to_its_end(vocab):
     assert not mask[vocab.bar] and not mask[vocab.eos]  # beat 3 is still empty
     # positions count from the onset before: 4 steps on is beat 3; 8 would leave the bar
     assert mask[token(vocab, "position", 4)] and not mask[token(vocab, "position", 8)]
+
+
+def test_the_bar_clock_numbers_tokens_by_onset_bar_and_index(vocab):
+    notes = [(0, 1, 60), (1, 0.5, 62), (1.5, 0.5, 64), (2, 1, 65), (3, 3, 67)]  # 3/4: two bars
+    ids = vocab.prefix("folk", canonical_key("major"), "fast", 2) + vocab.encode_notes(notes, (3, 4)) + [vocab.eos]
+    positions = BarClock(vocab, (3, 4))(ids)
+    assert (positions % INDEX_SPAN).tolist() == list(range(len(ids)))
+    slots = (positions // INDEX_SPAN % vocab.bar_slots).tolist()
+    voices = (positions // INDEX_SPAN // vocab.bar_slots).tolist()
+    assert slots[:6] == [0] * 6  # the conditioning prefix comes before any bar
+    # bar 1: the bar line and time signature share a slot; each onset (beat steps 0, 4, 6, 8) one more; every
+    # token of an onset the same
+    marks = [i for i, t in enumerate(ids) if t == vocab.bar or vocab.names[t].startswith(("TimeSig", "Position"))]
+    bar_1 = [slots[i] for i in marks[:6]]
+    line = bar_1[0]
+    assert bar_1 == [line, line, line + 1, line + 5, line + 7, line + 9]
+    onset = ids.index(vocab.ids["Pitch_62"])
+    assert slots[onset - 1] == slots[onset] == slots[onset + 1] == line + 5
+    assert slots[ids.index(vocab.bar, 7)] != line  # bar 2 of a group of four: another set of slots
+    assert voices[:9] == [0] * 9 and voices[9:11] == [1, 1]  # a melody: one note sounding at a time
+    assert max(voices) == 1
+    # token by token, as the engine feeds them, the same numbers; a window from bar 5 numbers bar 5 as bar 1 of
+    # a group
+    one_by_one = BarClock(vocab, (3, 4))
+    assert np.concatenate([one_by_one([t]) for t in ids]).tolist() == positions.tolist()
+    assert (BarClock(vocab, (3, 4), first_bar=4)(ids) == positions).all()
+    # meters have their own slots
+    assert (BarClock(vocab, (4, 4))(ids)[6:] // INDEX_SPAN != positions[6:] // INDEX_SPAN).all()
+
+
+def test_the_bar_clock_counts_the_notes_sounding_at_each_onset(vocab):
+    # a whole-bar bass note under a chord on beat 1 whose top note is held to beat 3, a new pair on beat 2
+    notes = [(0, 4, 48), (0, 1, 60), (0, 1, 64), (0, 3, 67), (1, 1, 62), (1, 1, 65), (3, 1, 60)]
+    ids = vocab.encode_notes(notes, (4, 4))
+    voices = (BarClock(vocab, (4, 4))(ids) // INDEX_SPAN // vocab.bar_slots).tolist()
+    # onset steps 0, 4 and 12 (relative: 0, 4, 8): none sounding, then bass and top held, then bass alone
+    assert [voices[i] for i, t in enumerate(ids) if vocab.names[t].startswith("Position")] == [0, 2, 1]
+    struck = [voices[i] for i, t in enumerate(ids) if vocab.pitch_of[t] >= 0]
+    assert struck == [1, 2, 3, 4, 3, 4, 2]  # each pitch adds one to those sounding
 
 
 def test_notes_survive_tokens(vocab):

@@ -7,9 +7,12 @@ music in one key per mode, and the server transposes to the requested key. A see
 style is held out before anything is trained. Training windows start at a bar (the piece's first bar 30% of
 the time).
 
-Model: GPT-2, 4 layers, 256 wide, 4 heads, 1,024 positions (~3.5 M parameters), AdamW, a fixed number of
-steps (the same weights on every machine; budget: ~11 minutes on 2 idle cores), exported with its KV cache by
-``maas_modelbuild.causal_lm`` (checked against PyTorch on a padded batch).
+Model: GPT-2, 4 layers, 256 wide, 4 heads, 1,024 positions (~3.6 M parameters), AdamW, a fixed number of
+steps (the same weights on every machine; budget: ~12 minutes on 2 idle cores), exported with its KV cache by
+``maas_modelbuild.causal_lm`` (checked against PyTorch on a padded batch). Its position embedding also says
+where in the bar each token falls and how many notes sound there: position ids are
+``index + 1024 * (bar slot + slots * voices)`` (``music_generator.vocab.BarClock``, which the server's engine
+numbers tokens with too), embedded as the sum of an index, a bar-slot and a voices embedding.
 
 Evaluation (in the manifest): held-out loss and perplexity per style; then, through the serving pipeline
 itself (``music_generator.pipeline`` on the shared generation engine), 100 pieces per style: how many parse
@@ -121,15 +124,19 @@ def split(pieces: list[dict[str, Any]], seed: int, fraction: float) -> tuple[lis
     return train, held
 
 
-def window(vocab: Any, piece: dict[str, Any], start_bar: int, max_tokens: int) -> list[int]:
-    """Conditioning prefix + the piece from ``start_bar`` on (EOS when it ends inside the window)."""
+def window(vocab: Any, piece: dict[str, Any], start_bar: int, max_tokens: int) -> tuple[list[int], np.ndarray]:
+    """Conditioning prefix + the piece from ``start_bar`` on (EOS when it ends inside the window), and the
+    tokens' position ids."""
+    from music_generator.vocab import BarClock
+
     bars_left = len(piece["bars"]) - start_bar
     prefix = vocab.prefix(piece["style"], piece["key"], piece["tempo"], bars_left,
                           "piece" if start_bar == 0 else "mid")
     body = piece["ids"][piece["bars"][start_bar]:]
     room = max_tokens - len(prefix)
     body = body[:room] if len(body) >= room else body + [vocab.eos]
-    return prefix + body
+    ids = prefix + body
+    return ids, BarClock(vocab, piece["ts"], start_bar)(ids)
 
 
 def sampler(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]):  # noqa: ANN201
@@ -138,7 +145,7 @@ def sampler(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]):  # noqa
     rng = random.Random(p["seed"])
     weights = [len(x["bars"]) for x in train]
 
-    def draw() -> list[int]:
+    def draw() -> tuple[list[int], np.ndarray]:
         piece = rng.choices(train, weights)[0]
         start = 0 if rng.random() < p["start_of_piece_share"] else rng.randrange(len(piece["bars"]))
         return window(vocab, piece, start, p["window_tokens"])
@@ -146,18 +153,43 @@ def sampler(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]):  # noqa
     return draw
 
 
-def batch_tensors(seqs: list[list[int]], pad: int):  # noqa: ANN201
+def batch_tensors(seqs: list[tuple[list[int], np.ndarray]], pad: int):  # noqa: ANN201
+    """(ids, position ids) windows -> right-padded input ids, position ids, attention mask and labels."""
     import torch
 
-    width = max(len(s) for s in seqs)
+    width = max(len(s) for s, _ in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    positions = torch.zeros((len(seqs), width), dtype=torch.long)
     labels = torch.full((len(seqs), width), -100, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
+    for i, (s, pos) in enumerate(seqs):
         ids[i, :len(s)] = torch.tensor(s)
+        positions[i, :len(s)] = torch.from_numpy(pos)
         labels[i, 6:len(s)] = torch.tensor(s[6:])  # no loss on the conditioning prefix
         mask[i, :len(s)] = 1
-    return ids, mask, labels
+    return ids, positions, mask, labels
+
+
+def bar_position_embedding(wpe: Any, slots: int) -> Any:
+    """GPT-2's position embedding for ids ``index + INDEX_SPAN * (slot + slots * voices)``: ``wpe`` (the
+    index's) plus one of the bar slot and one of the voices (``music_generator.vocab.BarClock``)."""
+    import torch
+    from music_generator.vocab import INDEX_SPAN, VOICES
+
+    class BarPositionEmbedding(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.index = wpe
+            self.slot = torch.nn.Embedding(slots, wpe.embedding_dim)
+            self.voices = torch.nn.Embedding(VOICES, wpe.embedding_dim)
+            torch.nn.init.normal_(self.slot.weight, std=0.02)
+            torch.nn.init.normal_(self.voices.weight, std=0.02)
+
+        def forward(self, position_ids: Any) -> Any:
+            rest = position_ids // INDEX_SPAN
+            return self.index(position_ids % INDEX_SPAN) + self.slot(rest % slots) + self.voices(rest // slots)
+
+    return BarPositionEmbedding()
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -172,6 +204,11 @@ def train_model(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]) -> t
                         embd_pdrop=m["dropout"], attn_pdrop=m["dropout"], bos_token_id=vocab.bos,
                         eos_token_id=vocab.eos, pad_token_id=vocab.pad, attn_implementation="sdpa")
     model = GPT2LMHeadModel(config)
+    from music_generator.vocab import INDEX_SPAN
+
+    if m["n_positions"] != INDEX_SPAN:
+        raise ValueError(f"n_positions must be {INDEX_SPAN}: position ids are index + {INDEX_SPAN} * bar slot")
+    model.transformer.wpe = bar_position_embedding(model.transformer.wpe, vocab.bar_slots)
     decay = [q for n, q in model.named_parameters() if q.dim() >= 2]
     no_decay = [q for n, q in model.named_parameters() if q.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": p["weight_decay"]},
@@ -184,8 +221,8 @@ def train_model(train: list[dict[str, Any]], vocab: Any, p: dict[str, Any]) -> t
     started, tokens, losses = time.monotonic(), 0, []
     capped = False
     for step in range(steps):
-        ids, mask, labels = batch_tensors([draw() for _ in range(p["batch_size"])], vocab.pad)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        ids, positions, mask, labels = batch_tensors([draw() for _ in range(p["batch_size"])], vocab.pad)
+        loss = model(input_ids=ids, position_ids=positions, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -213,9 +250,8 @@ def heldout_loss(model: Any, held: list[dict[str, Any]], vocab: Any, max_tokens:
     sums, counts = Counter(), Counter()
     with torch.no_grad():
         for piece in held:
-            seq = window(vocab, piece, 0, max_tokens)
-            ids, mask, labels = batch_tensors([seq], vocab.pad)
-            logits = model(input_ids=ids, attention_mask=mask).logits[0, :-1]
+            ids, positions, mask, labels = batch_tensors([window(vocab, piece, 0, max_tokens)], vocab.pad)
+            logits = model(input_ids=ids, position_ids=positions, attention_mask=mask).logits[0, :-1]
             target = labels[0, 1:]
             keep = target >= 0
             nll = torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum")
@@ -226,6 +262,30 @@ def heldout_loss(model: Any, held: list[dict[str, Any]], vocab: Any, max_tokens:
     total = sum(sums.values()) / sum(counts.values())
     return {"loss": round(total, 4), "perplexity": round(math.exp(total), 3), "per_style": per_style,
             "pieces": len(held)}
+
+
+def check_bar_positions(model: Any, path: Path, piece: dict[str, Any], vocab: Any) -> float:
+    """The exported graph against PyTorch on a held-out window numbered by ``BarClock`` (causal_lm's own check
+    numbers tokens by index only)."""
+    import torch
+    from maas_modelbuild import causal_lm
+
+    ids, positions = window(vocab, piece, 0, 64)
+    feeds = {"input_ids": np.asarray([ids], dtype=np.int64), "position_ids": positions[None],
+             "attention_mask": np.ones((1, len(ids)), dtype=np.int64), "logits_to_keep": np.array(0, dtype=np.int64)}
+    sess = causal_lm.session(path)
+    for inp in sess.get_inputs():
+        if inp.name.startswith("past_key_values"):
+            _, heads, _, head_dim = (d if isinstance(d, int) else 0 for d in inp.shape)
+            feeds[inp.name] = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
+    got = sess.run(["logits"], feeds)[0]
+    with torch.no_grad():
+        ref = model(input_ids=torch.from_numpy(feeds["input_ids"]), position_ids=torch.from_numpy(positions[None]),
+                    attention_mask=torch.from_numpy(feeds["attention_mask"])).logits.numpy()
+    diff = float(np.abs(got - ref).max())
+    if not diff < 1e-2:
+        raise RuntimeError(f"ONNX export disagrees with PyTorch on bar-numbered positions: logits {diff:.3g}")
+    return round(diff, 6)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -386,19 +446,16 @@ def build(ctx: BuildContext) -> dict[str, Any]:
     heldout = heldout_loss(model, held, vocab, p["window_tokens"])
     log.info("held-out loss %.3f (perplexity %.2f)", heldout["loss"], heldout["perplexity"])
 
-    hf_dir = ctx.out_dir.parent / f".{ctx.out_dir.name}-hf"
-    model.save_pretrained(hf_dir)
-    try:
-        fields = causal_lm.export(causal_lm.load_model(hf_dir), ctx.out_dir / "model.onnx")
-    finally:
-        import shutil
-
-        shutil.rmtree(hf_dir, ignore_errors=True)
+    model.set_attn_implementation("eager")  # explicit masks export predictably (as causal_lm.load_model does)
+    fields = causal_lm.export(model.eval(), ctx.out_dir / "model.onnx")
+    fields["export_check"]["bar_positions_max_abs_logit_diff"] = check_bar_positions(
+        model, ctx.out_dir / "model.onnx", held[0], vocab)
     manifest = {
         "task": "symbolic-music-generation",
         **fields,
         "context_length": p["model"]["n_positions"],
         "trained_window_tokens": p["window_tokens"],
+        "position_ids": f"index + 1024 * (bar slot + {vocab.bar_slots} * voices) (music_generator.vocab.BarClock)",
         "tokenizer": TOKENIZER_FILE,
         "tokenization": "miditok REMI (merged voices, no velocities) + conditioning tokens (music_generator.vocab)",
         "styles": style_table(pieces),
@@ -421,5 +478,5 @@ RECIPE = Recipe(
     sources=("music21", "miditok", "torch", "transformers"),
     params={**PARAMS, "shared_code": _shared_code_digest()},
     depends=("music-corpus",),
-    budget_s=720,
+    budget_s=780,
 )

@@ -6,8 +6,9 @@ Nothing here knows about text: the text-generator and the music generator each b
 """
 
 from maas_runtime.generation.decoder import DecoderModel, KVCache
-from maas_runtime.generation.engine import FinishReason, Generation, GenerationEngine, StopCallback, TokenEvent
+from maas_runtime.generation.engine import (FinishReason, Generation, GenerationEngine, StopCallback, TokenEvent,
+                                            TokenPositions)
 from maas_runtime.generation.sampling import LogitsProcessor, Sampler, SamplingParams, log_softmax
 
 __all__ = ["DecoderModel", "KVCache", "FinishReason", "Generation", "GenerationEngine", "StopCallback",
-           "TokenEvent", "LogitsProcessor", "Sampler", "SamplingParams", "log_softmax"]
+           "TokenEvent", "TokenPositions", "LogitsProcessor", "Sampler", "SamplingParams", "log_softmax"]

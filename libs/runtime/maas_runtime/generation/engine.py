@@ -16,6 +16,9 @@ both on the runtime's ``BoundedExecutor`` (never on the event loop):
   batch (``KVCache``) with an attention mask and per-row position ids. A request that finished its prefill joins
   at the next step; a finished, cancelled or timed-out one leaves before the next step (the batch is re-packed,
   and trimmed to its longest remaining row).
+* **positions**: a token's position id is its index in the sequence, unless its request numbers its tokens
+  itself (``positions``: the music model's ids also say where in the bar a token falls). The engine calls it
+  with the tokens it feeds, in order (the prompt, then each generated token), once each.
 
 Requests finish on an end-of-sequence token (EOS), on ``max_new_tokens`` or a full context (LENGTH), or when
 their stop callback says so (STOP: the text layer matches stop sequences there). Nothing here knows about
@@ -54,6 +57,7 @@ PREFIX_HITS = Counter("maas_generation_prefix_hits_total", "prompts whose shared
 REJECTED = Counter("maas_generation_rejected_total", "requests refused with RESOURCE_EXHAUSTED", ["model"])
 
 StopCallback = Callable[[int], bool]
+TokenPositions = Callable[[np.ndarray], np.ndarray]  # the next tokens fed -> their position ids (stateful)
 
 
 class FinishReason(str, enum.Enum):
@@ -82,6 +86,8 @@ class _Sequence:
     deadline: float | None
     limit: int  # tokens it may generate: max_new_tokens, capped by the context
     prefix: int = 0  # the first `prefix` prompt tokens are shared with other requests: prefilled on their own
+    positions: TokenPositions | None = None  # None: a token's position id is its index
+    prompt_positions: np.ndarray | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     id: int = field(default_factory=lambda: next(_ids))
     submitted: float = field(default_factory=time.monotonic)
@@ -104,6 +110,16 @@ class _Sequence:
     @property
     def total_tokens(self) -> int:
         return int(self.prompt.shape[0]) + self.limit
+
+    def positions_of(self, start: int, end: int) -> np.ndarray:
+        """Position ids of prompt[start:end]."""
+        if self.prompt_positions is None:
+            return np.arange(start, end, dtype=np.int64)
+        return self.prompt_positions[start:end]
+
+    def prefix_key(self) -> tuple:
+        return (tuple(self.prompt[:self.prefix].tolist()),
+                None if self.prompt_positions is None else tuple(self.prompt_positions[:self.prefix].tolist()))
 
 
 class Generation:
@@ -180,7 +196,7 @@ class GenerationEngine:
         self._stepping: list[_Sequence] | None = None  # the rows of the step in flight
         self._in_prefill: list[_Sequence] = []  # the requests of the prefill in flight
         self.prefix_cache_bytes = prefix_cache_bytes
-        self._prefixes: OrderedDict[tuple[int, ...], KVCache] = OrderedDict()  # least recently used first
+        self._prefixes: OrderedDict[tuple, KVCache] = OrderedDict()  # least recently used first
         self._prefix_bytes = 0
         self.prefix_hits = 0  # prompts that found their shared prefix cached (tests and metrics read it)
         self._wake = asyncio.Event()
@@ -202,16 +218,21 @@ class GenerationEngine:
 
     def generate(self, prompt: Sequence[int], params: SamplingParams, *, stop: StopCallback | None = None,
                  deadline: float | None = None, processor: LogitsProcessor | None = None,
-                 shared_prefix: int = 0) -> Generation:
+                 shared_prefix: int = 0, positions: TokenPositions | None = None) -> Generation:
         """Queue a generation (``deadline``: time.monotonic() value; ``processor``: a per-request constraint on
         each next token; ``shared_prefix``: how many leading prompt tokens other requests share, such as a chat
-        template's system turn, whose cache is worth keeping). Raises Overloaded when the queue is full and
-        ValueError when the prompt leaves no room in the context."""
+        template's system turn, whose cache is worth keeping; ``positions``: the request's own numbering of its
+        tokens, see the module doc). Raises Overloaded when the queue is full and ValueError when the prompt
+        leaves no room in the context."""
         ids = self._check_prompt(prompt)
         limit = min(params.max_new_tokens, self.context_length - int(ids.shape[0]))
         sampler = Sampler(params, self.model.vocab_size, ids, processor=processor)
         prefix = shared_prefix if self.prefix_cache_bytes and 0 < shared_prefix < ids.shape[0] else 0
-        seq = _Sequence(ids, params, sampler, stop, deadline, limit, prefix)
+        seq = _Sequence(ids, params, sampler, stop, deadline, limit, prefix, positions)
+        if positions is not None:
+            seq.prompt_positions = np.asarray(positions(ids), dtype=np.int64).reshape(-1)
+            if seq.prompt_positions.shape != ids.shape:
+                raise ValueError(f"positions gave {seq.prompt_positions.shape[0]} ids for {ids.shape[0]} tokens")
         self._submit(seq)
         return Generation(self, seq)
 
@@ -401,7 +422,7 @@ class GenerationEngine:
         """``seq`` is prefilled alone, chunk by chunk: from its cached shared prefix when there is one."""
         self._prefilling = seq
         if seq.prefix:
-            key = tuple(seq.prompt[:seq.prefix].tolist())
+            key = seq.prefix_key()
             cached = self._prefixes.get(key)
             if cached is not None:
                 self._prefixes.move_to_end(key)
@@ -418,7 +439,7 @@ class GenerationEngine:
             return
         while self._prefixes and self._prefix_bytes + size > self.prefix_cache_bytes:
             self._prefix_bytes -= self._prefixes.popitem(last=False)[1].nbytes()
-        key = tuple(seq.prompt[:seq.prefix].tolist())
+        key = seq.prefix_key()
         if key in self._prefixes:  # two requests with the same new prefix were prefilled in turn
             self._prefix_bytes -= self._prefixes.pop(key).nbytes()
         self._prefixes[key] = kept
@@ -465,7 +486,7 @@ class GenerationEngine:
             piece = seq.prompt[start:end]
             cache = seq.cache or KVCache.empty(m, 1)
             logits, present = m.forward(piece[None], cache.attention_mask(piece.shape[0]),
-                                        np.arange(start, start + piece.shape[0], dtype=np.int64)[None], cache.past,
+                                        seq.positions_of(start, end)[None], cache.past,
                                         last_only=not seq.scoring)
             seq.prefilled = end
             seq.cache = cache.advanced(present, m.appends)
@@ -483,6 +504,9 @@ class GenerationEngine:
             ids[i, width - lengths[i]:] = s.prompt
         mask = (np.arange(width)[None, :] >= (width - lengths)[:, None]).astype(np.int64)
         positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        for i, s in enumerate(plan.seqs):
+            if s.prompt_positions is not None:
+                positions[i, width - lengths[i]:] = s.prompt_positions
         scoring = any(s.scoring for s in plan.seqs)
         logits, present = m.forward(ids, mask, positions, m.empty_past(len(plan.seqs)), last_only=not scoring)
         cache = KVCache(present, lengths)
@@ -547,8 +571,11 @@ class GenerationEngine:
             batch = KVCache.gather(parts, spare=SPARE_COLUMNS if self.model.appends else 0)
             rows = [rows[i] for i in keep] + [seq for _, _, seq in joining]
         last = np.array([[s.generated[-1]] for s in rows], dtype=np.int64)
-        logits, present = self.model.forward(last, batch.attention_mask(1), batch.lengths[:, None].copy(),
-                                             batch.past, last_only=True)
+        positions = batch.lengths[:, None].copy()
+        for i, s in enumerate(rows):
+            if s.positions is not None:
+                positions[i] = s.positions(last[i])
+        logits, present = self.model.forward(last, batch.attention_mask(1), positions, batch.past, last_only=True)
         grown = batch.advanced(present, self.model.appends)
         sampled = [s.sampler(logits[i, -1]) if s.alive and s.sampler is not None else (0, 0.0)
                    for i, s in enumerate(rows)]
