@@ -72,15 +72,23 @@ def write_midi(notes: Sequence[Note], *, tempo_bpm: float, time_signature: tuple
     track = mido.MidiTrack()
     mid.tracks.append(track)
     events: list[tuple[int, int, mido.Message]] = []
-    # One channel cannot hold two notes of one pitch at once: a note ends where the same pitch is struck again.
+    # One channel cannot hold two notes of one pitch at once: two voices in unison sound as one note (the longer),
+    # and a note ends where the same pitch is struck again.
+    longest: dict[tuple[int, int], int] = {}  # (pitch, onset tick) -> the note kept
+    for i, n in enumerate(notes):
+        at = (n.pitch, int(round(n.start * TICKS_PER_QUARTER)))
+        if at not in longest or n.duration > notes[longest[at]].duration:
+            longest[at] = i
+    kept = sorted(longest.values())
     next_onset: dict[int, int] = {}
     offs: dict[int, int] = {}
-    for i in sorted(range(len(notes)), key=lambda i: notes[i].start, reverse=True):
+    for i in sorted(kept, key=lambda i: notes[i].start, reverse=True):
         n = notes[i]
         on = int(round(n.start * TICKS_PER_QUARTER))
         offs[i] = min(int(round((n.start + n.duration) * TICKS_PER_QUARTER)), next_onset.get(n.pitch, 1 << 62))
         next_onset[n.pitch] = on
-    for i, (n, vel) in enumerate(zip(notes, velocities)):
+    for i in kept:
+        n, vel = notes[i], velocities[i]
         on = int(round(n.start * TICKS_PER_QUARTER))
         off = max(on + 1, offs[i])
         events.append((on, 1, mido.Message("note_on", note=n.pitch, velocity=vel, channel=0)))

@@ -30,10 +30,11 @@ in and which onset of the bar (or the bar line) it belongs to, in the piece's me
 that onset so far, those held from before and those struck there (capped at ``VOICES - 1``). A relative
 ``Position_d`` then no longer asks the model to count where it is, nor a merged stream of voices to recount
 which voices are still sounding: the engine numbers every token this way as it feeds it. (Measured: held-out
-perplexity 3.7 with the slot alone against 4.5 without.)
+perplexity 4.5 without either, 3.7 with the slot, 3.25 with both.)
 
 ``Grammar`` is a ``LogitsProcessor``: it allows only tokens that keep the stream well formed (onsets moving on
-inside a bar, a duration after every pitch, the requested meter, a bar ending only once its notes sound to its
+inside a bar, a duration after every pitch, an onset's pitches from low to high (two voices may share one, as
+in 15 % of the corpus's chorale onsets), the requested meter, a bar ending only once its notes sound to its
 end, exactly the requested number of bars, then EOS), pitches inside a range, and, when asked, only pitches of
 the requested key's scale.
 """
@@ -351,6 +352,7 @@ class Grammar:
         self.position = -1
         self.reach = 0  # steps after the bar line that the bar's notes sound until
         self.last_pitch = -1
+        self.unison = False  # the onset's last two pitches are one (two voices in unison: at most two)
         lo, hi = pitch_range
         pitches = vocab.pitch_of
         ok = (pitches >= lo) & (pitches <= hi)
@@ -379,7 +381,8 @@ class Grammar:
             else:  # a later onset: at least one step on, still inside the bar
                 m |= self.allowed_position & (v.position_of >= 1) & (v.position_of < self.per_bar - self.position)
             if self.state == "duration":
-                m |= self.allowed_pitch & (v.pitch_of > self.last_pitch)
+                m |= self.allowed_pitch & ((v.pitch_of > self.last_pitch)
+                                           | ((v.pitch_of == self.last_pitch) & (not self.unison)))
             if self.reach >= self.per_bar:  # a bar ends once its notes sound to its end
                 m[v.bar if more_bars else v.eos] = True
         return m
@@ -407,7 +410,8 @@ class Grammar:
             self.state, self.last_pitch = "position", -1
             self.position = max(self.position, 0) + int(v.position_of[token])
         elif v.pitch_of[token] >= 0:
-            self.state, self.last_pitch = "pitch", int(v.pitch_of[token])
+            pitch = int(v.pitch_of[token])
+            self.state, self.last_pitch, self.unison = "pitch", pitch, pitch == self.last_pitch
         elif not math.isnan(v.duration_of[token]):
             self.state = "duration"
             self.reach = max(self.reach, self.position + math.ceil(v.duration_of[token] * v.resolution - 1e-9))

@@ -93,6 +93,20 @@ def test_a_bar_ends_only_once_its_notes_sound_to_its_end(vocab):
     assert mask[token(vocab, "position", 4)] and not mask[token(vocab, "position", 8)]
 
 
+def test_two_voices_may_share_a_pitch_at_an_onset_but_pitches_never_go_down(vocab):
+    grammar = Grammar(vocab, (4, 4), 1, key=None, pitch_range=(48, 84))
+    for t in (vocab.bar, vocab.time_signature_id((4, 4)), token(vocab, "position", 0), token(vocab, "pitch", 60),
+              token(vocab, "duration", 1.0)):
+        grammar.advance(t)
+    mask = np.isfinite(grammar(np.zeros(vocab.size, dtype=np.float32)))
+    assert mask[token(vocab, "pitch", 60)] and mask[token(vocab, "pitch", 64)] and not mask[token(vocab, "pitch", 59)]
+    # a unison: two voices on one pitch (15 % of the corpus's chorale onsets have one)
+    for t in (token(vocab, "pitch", 60), token(vocab, "duration", 1.0)):
+        grammar.advance(t)
+    mask = np.isfinite(grammar(np.zeros(vocab.size, dtype=np.float32)))
+    assert not mask[token(vocab, "pitch", 60)] and mask[token(vocab, "pitch", 61)]  # not a third voice on it
+
+
 def test_the_bar_clock_numbers_tokens_by_onset_bar_and_index(vocab):
     notes = [(0, 1, 60), (1, 0.5, 62), (1.5, 0.5, 64), (2, 1, 65), (3, 3, 67)]  # 3/4: two bars
     ids = vocab.prefix("folk", canonical_key("major"), "fast", 2) + vocab.encode_notes(notes, (3, 4)) + [vocab.eos]
@@ -213,3 +227,12 @@ def test_a_pitch_struck_again_while_it_sounds_ends_there_in_midi_and_reads_back(
     pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
     assert sorted((n.pitch, n.start, n.end) for n in pm.instruments[0].notes) == [(60, 0, 2), (67, 0, 1), (67, 1, 2)]
     assert sorted(read_primer(midi, max_notes=10).notes) == [(0.0, 1.0, 67), (0.0, 2.0, 60), (1.0, 1.0, 67)]
+
+
+def test_two_voices_in_unison_sound_as_one_note_in_midi():
+    from music_generator.vocab import Note
+
+    notes = [Note(60, 0.0, 2.0, 0), Note(64, 0.0, 1.0, 0), Note(64, 0.0, 2.0, 0), Note(64, 2.0, 1.0, 0)]
+    midi = write_midi(notes, tempo_bpm=60, time_signature=(4, 4), program=0, velocities=[80] * 4)
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    assert sorted((n.pitch, n.start, n.end) for n in pm.instruments[0].notes) == [(60, 0, 2), (64, 0, 2), (64, 2, 3)]
