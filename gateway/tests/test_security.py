@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from maas_gateway.testing import CHANNEL_OPTIONS, Pki, UpstreamConfig, echo_upstream, gateway, gateway_exit, protos
@@ -53,9 +53,10 @@ async def test_api_keys(suite: Any) -> None:
             assert (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status == \
                 health_pb2.HealthCheckResponse.SERVING
             reflection = reflection_pb2_grpc.ServerReflectionStub(ch)
-            call = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                                                   timeout=5)
-            assert await code_of(_drain(call)) == grpc.StatusCode.UNAUTHENTICATED
+            # no request sent: the key is checked on the call's headers (a request written while the gateway
+            # refuses the stream can fail on the client's side with INTERNAL instead of the gateway's status)
+            call = reflection.ServerReflectionInfo(timeout=5)
+            assert await call.code() == grpc.StatusCode.UNAUTHENTICATED
             streaming = pb_grpc.EchoStub(ch).ServerStream(pb.EchoRequest(count=2), timeout=5)
             assert await code_of(_drain(streaming)) == grpc.StatusCode.UNAUTHENTICATED
 

@@ -52,7 +52,7 @@ STYLES = ("chorale", "folk", "fiddle", "renaissance")
 MODES = ("major", "minor")
 TEMPOS = ("slow", "moderate", "fast")  # < 80, < 120, >= 120 quarter notes a minute
 MAX_BARS = 64
-INDEX_SPAN = 1024  # position id = index in the sequence + INDEX_SPAN * bar slot (BarClock)
+INDEX_SPAN = 1024  # position id = index in the sequence + INDEX_SPAN * (bar slot + bar_slots * voices): BarClock
 PHRASE_BARS = 4  # a bar slot says which bar of a group of four the token is in
 VOICES = 8  # notes sounding at an onset, as the model is told them: 0 .. VOICES - 1 (more count as the last)
 STARTS = ("piece", "mid")

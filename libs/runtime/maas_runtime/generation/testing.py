@@ -1,9 +1,10 @@
 """A tiny decoder-only ONNX model with a KV cache, built in a few milliseconds, for tests of the engine and of
 services that use it (no real weights needed).
 
-It has the same inputs as an exported causal LM (``logits_to_keep`` included). The model's next token is a known function of the whole (unpadded) history, so batching mistakes show:
-with history t_0 .. t_n at positions p_0 .. p_n (by default 0 .. n), it predicts ``sum((t_i + 1) * (p_i + 1)) mod vocab`` and its logits
-fall off by ``1`` per step around the vocabulary from there (a real distribution to sample from). Both layers
+It has the same inputs as an exported causal LM (``logits_to_keep`` included). The model's next token is a
+known function of the whole (unpadded) history, so batching mistakes show: with history t_0 .. t_n at positions
+p_0 .. p_n (by default 0 .. n), it predicts ``sum((t_i + 1) * (p_i + 1)) mod vocab`` and its logits fall off by
+``1`` per step around the vocabulary from there (a real distribution to sample from). Both layers
 of its cache carry the per-token terms and the prediction averages them, so a misplaced cache, a wrong
 attention mask or wrong position ids change the output.
 
@@ -32,7 +33,8 @@ def tiny_logits(history: Sequence[int], vocab: int = 32) -> np.ndarray:
     return -((k - tiny_next_token(history, vocab)) % vocab).astype(np.float32)
 
 
-def tiny_greedy(prompt: Sequence[int], n: int, vocab: int = 32, number: Callable[[int], int] = lambda i: i) -> list[int]:
+def tiny_greedy(prompt: Sequence[int], n: int, vocab: int = 32,
+                number: Callable[[int], int] = lambda i: i) -> list[int]:
     seq, out = list(prompt), []
     for _ in range(n):
         out.append(tiny_next_token(seq, vocab, number))
