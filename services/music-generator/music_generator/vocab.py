@@ -188,6 +188,8 @@ class Vocabulary:
         self._position_token = {int(self.position_of[i]): int(i) for i in np.flatnonzero(self.position_of >= 0)}
         self.pitch_ids = np.flatnonzero(self.pitch_of >= 0)
         self.resolution = max(res for (lo, hi), res in tokenizer.config.beat_res.items())
+        # token -> how many onset steps a duration covers (rounded up; 0 for other tokens)
+        self.duration_steps = np.ceil(np.nan_to_num(self.duration_of) * self.resolution - 1e-9).astype(np.int64)
         # pitch token id -> token id of the pitch shifted by s (for transposition), built on demand
         self._pitch_token = {int(self.pitch_of[i]): int(i) for i in self.pitch_ids}
         self.pitch_range = (min(self._pitch_token), max(self._pitch_token))
@@ -301,7 +303,7 @@ class BarClock:
             elif v.pitch_of[t] >= 0:
                 self.striking = 1
             elif not math.isnan(v.duration_of[t]) and self.striking:
-                self.ends.append(self._now() + max(1, math.ceil(v.duration_of[t] * v.resolution - 1e-9)))
+                self.ends.append(self._now() + max(1, int(v.duration_steps[t])))
                 self.striking = 0
             if self.started:
                 slot = (self.bar % PHRASE_BARS) * v._slots_per_bar + self.first_slot + self.onset + 1
@@ -414,7 +416,7 @@ class Grammar:
             self.state, self.last_pitch, self.unison = "pitch", pitch, pitch == self.last_pitch
         elif not math.isnan(v.duration_of[token]):
             self.state = "duration"
-            self.reach = max(self.reach, self.position + math.ceil(v.duration_of[token] * v.resolution - 1e-9))
+            self.reach = max(self.reach, self.position + int(v.duration_steps[token]))
         elif token == v.eos:
             self.state = "end"
 

@@ -274,13 +274,8 @@ def check_bar_positions(model: Any, path: Path, piece: dict[str, Any], vocab: An
     from maas_modelbuild import causal_lm
 
     ids, positions = window(vocab, piece, 0, 64)
-    feeds = {"input_ids": np.asarray([ids], dtype=np.int64), "position_ids": positions[None],
-             "attention_mask": np.ones((1, len(ids)), dtype=np.int64), "logits_to_keep": np.array(0, dtype=np.int64)}
     sess = causal_lm.session(path)
-    for inp in sess.get_inputs():
-        if inp.name.startswith("past_key_values"):
-            _, heads, _, head_dim = (d if isinstance(d, int) else 0 for d in inp.shape)
-            feeds[inp.name] = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
+    feeds = {**causal_lm._feeds(sess, ids, None, 0, causal_lm.kv_layout(model)), "position_ids": positions[None]}
     got = sess.run(["logits"], feeds)[0]
     with torch.no_grad():
         ref = model(input_ids=torch.from_numpy(feeds["input_ids"]), position_ids=torch.from_numpy(positions[None]),
