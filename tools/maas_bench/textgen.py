@@ -6,7 +6,9 @@ All measured in this one run, on this machine, with the same prompts:
   (greedy, KV cache, in-process, no RPC) on the same weights (the GGUF dequantised to float32);
 - continuous batching: 8 clients streaming back to back (sampled, different seeds) against 1, aggregate tok/s,
   in alternating windows (1, 8, 1, 8, ...) so a slow patch of a noisy machine hits both sides;
-- time to first token (first streamed text) for one client alone, and with the 8 clients running.
+- time to first token (first streamed text) for one client alone, and with the 8 clients running;
+- the ceiling of the 8-vs-1 ratio on this machine: ONNX Runtime alone (no server, no sampling) running one
+  decoding step for 8 rows and for 1 row (8 x its 1-row step time / its 8-row step time), alternating too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import grpc
 
 from maas.textgen.v1 import textgen_pb2 as pb
 from maas.textgen.v1 import textgen_pb2_grpc
-from maas_bench.common import service
+from maas_bench.common import ROOT, service
 
 MAX_NEW_TOKENS = 128
 PROMPTS = [
@@ -31,7 +33,7 @@ PROMPTS = [
 ]
 CONCURRENT = 8
 WINDOW_S = 10.0
-ROUNDS = 2  # alternating windows per side
+ROUNDS = 3  # alternating windows per side
 
 
 def chat(text: str) -> list[pb.ChatMessage]:
@@ -106,6 +108,42 @@ async def concurrent(address: str, clients: int) -> dict[str, float]:
                 "ttft_ms": statistics.median(ttfts) * 1e3 if ttfts else float("nan")}
 
 
+def onnx_runtime_alone(model: str, cached: int = 110, rounds: int = 6, runs: int = 20) -> dict[int, float]:
+    """Seconds per decoding step of the bare model for 1 row and for CONCURRENT rows, each with ``cached`` tokens
+    in its cache (the middle of a benchmark request: a 44-47 token chat prompt, then 128 tokens), in the engine's
+    cache layout (spare columns included); medians of alternating rounds."""
+    import numpy as np
+
+    from maas_runtime.executor import BoundedExecutor
+    from maas_runtime.generation.decoder import SPARE_COLUMNS, DecoderModel, KVCache
+    from maas_runtime.onnx_model import OnnxModel
+    from maas_runtime.settings import ModelSettings
+
+    executor = BoundedExecutor(1)
+    try:
+        decoder = DecoderModel(OnnxModel.load(ROOT / "models", model, ModelSettings(executor_workers=1), executor))
+        rng = np.random.default_rng(0)
+        steps = {}
+        for rows in (1, CONCURRENT):
+            spare = SPARE_COLUMNS if decoder.appends else 0
+            shape = (rows, decoder.heads, cached + spare, decoder.head_dim)
+            past = [rng.standard_normal(shape).astype(decoder.kv_dtype) for _ in decoder.past_names]
+            cache = KVCache(past, np.full(rows, cached, dtype=np.int64), cached)
+            ids = rng.integers(0, decoder.vocab_size, (rows, 1))
+            steps[rows] = (ids, cache.attention_mask(1), cache.lengths[:, None].copy(), cache.past)
+        times: dict[int, list[float]] = {k: [] for k in steps}
+        for r in range(rounds + 1):
+            for rows, feeds in steps.items():
+                started = time.perf_counter()
+                for _ in range(runs):
+                    decoder.forward(*feeds, last_only=True)
+                if r:  # the first round warms up
+                    times[rows].append((time.perf_counter() - started) / runs)
+        return {k: statistics.median(v) for k, v in times.items()}
+    finally:
+        executor.shutdown()
+
+
 def transformers_baseline() -> dict[str, float]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -141,6 +179,8 @@ def run() -> list[str]:
             rows[f"{quant} single"] = asyncio.run(single_stream(address))
             for k, row in alternating(address, (1, CONCURRENT)).items():
                 rows[f"{quant} x{k}"] = row
+    alone = {quant: onnx_runtime_alone("smollm2-135m-instruct" + ("" if quant == "fp32" else f"-{quant}"))
+             for quant in ("fp32", "int8")}
     torch = transformers_baseline()
     out = [f"text-generator (SmolLM2-135M-Instruct), {os.cpu_count()} cores, up to {MAX_NEW_TOKENS} new tokens:"]
     load_after, cores = os.getloadavg()[0], os.cpu_count() or 1
@@ -163,4 +203,8 @@ def run() -> list[str]:
     for quant in ("fp32", "int8"):
         out.append(f"  RATIO {quant} aggregate {CONCURRENT} streams / 1 stream:          "
                    f"{rows[f'{quant} x{CONCURRENT}']['tok_s'] / rows[f'{quant} x1']['tok_s']:5.2f}x  (goal >= 5)")
+    for quant in ("fp32", "int8"):
+        one, many = alone[quant][1], alone[quant][CONCURRENT]
+        out.append(f"  {quant:4s} ONNX Runtime alone, one decoding step: 1 row {one * 1e3:5.1f} ms, {CONCURRENT} rows "
+                   f"{many * 1e3:5.1f} ms: the ceiling of the ratio above is {CONCURRENT * one / many:4.2f}x")
     return out

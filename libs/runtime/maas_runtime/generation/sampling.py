@@ -12,15 +12,14 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
-# top-p looks for the nucleus among few tokens before sorting the whole vocabulary: first those within _MARGIN
-# (in temperature-scaled logits) of the most likely one (a comparison, no partial sort: a confident model puts its
-# nucleus there), then the most likely _SHORTLISTS[0], then _SHORTLISTS[1] (partial sorts)
-_MARGIN = 12.0
-_SHORTLISTS = (256, 4096)
+# top-p looks for the nucleus among the tokens within a margin (in temperature-scaled logits) of the most likely
+# one, the margins tried in turn until those tokens hold the mass asked for (a comparison each, no sort of the
+# vocabulary: a confident model's nucleus is a handful of tokens within the first), then among all tokens
+_MARGINS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
 @dataclass(frozen=True)
@@ -53,16 +52,6 @@ class LogitsProcessor(Protocol):
     def __call__(self, logits: np.ndarray) -> np.ndarray: ...
 
     def advance(self, token: int) -> None: ...
-
-
-def _shortlists(x: np.ndarray) -> Iterator[np.ndarray]:
-    """Token ids to look for the nucleus among, cheapest first (computed only when the previous one fell short)."""
-    near = np.flatnonzero(x >= x.max() - _MARGIN)
-    if near.shape[0] <= _SHORTLISTS[0]:
-        yield near
-    for size in _SHORTLISTS:
-        if x.shape[0] > size:
-            yield np.argpartition(x, -size)[-size:]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -127,18 +116,24 @@ class Sampler:
         """The smallest most-likely subset (of the candidates) whose probability reaches top_p."""
         top_p = self.params.top_p
         if candidates is None:
-            total = _logsumexp(x)
-            for short in _shortlists(x):
-                order = short[np.argsort(-x[short], kind="stable")]
-                cum = np.cumsum(np.exp(x[order] - total))
-                if cum[-1] >= top_p:  # the nucleus is among them (every token outside is less likely)
-                    return order[: int(np.searchsorted(cum, top_p)) + 1]
-            candidates = np.arange(x.shape[0])
-        order = candidates[np.argsort(-x[candidates], kind="stable")]
-        values = x[order]
-        probs = np.exp(values - values.max())
-        cum = np.cumsum(probs / probs.sum())
-        return order[: int(np.searchsorted(cum, top_p)) + 1]
+            top = x.max()
+            weights = np.exp(x - top)  # unnormalised probabilities: one pass over the vocabulary
+            need = top_p * float(weights.sum(dtype=np.float64))
+            for margin in _MARGINS:
+                candidates = np.flatnonzero(x >= top - margin)
+                # enough mass: the nucleus is among them (every other token is less likely than each of them)
+                if float(weights[candidates].sum(dtype=np.float64)) >= need:
+                    weights = weights[candidates]
+                    break
+            else:
+                candidates = np.arange(x.shape[0])
+        else:
+            values = x[candidates]
+            weights = np.exp(values - values.max())
+            need = top_p * float(weights.sum(dtype=np.float64))
+        rank = np.argsort(-x[candidates], kind="stable")
+        cum = np.cumsum(weights[rank], dtype=np.float64)
+        return candidates[rank[: int(np.searchsorted(cum, need)) + 1]]
 
     def _draw(self, tokens: np.ndarray, weights: np.ndarray) -> int:
         cum = np.cumsum(weights, dtype=np.float64)
