@@ -7,8 +7,9 @@ All measured in this one run, on this machine, with the same prompts:
 - continuous batching: 8 clients streaming back to back (sampled, different seeds) against 1, aggregate tok/s,
   in alternating windows (1, 8, 1, 8, ...) so a slow patch of a noisy machine hits both sides;
 - time to first token (first streamed text) for one client alone, and with the 8 clients running;
-- the ceiling of the 8-vs-1 ratio on this machine: ONNX Runtime alone (no server, no sampling) running one
-  decoding step for 8 rows and for 1 row (8 x its 1-row step time / its 8-row step time), alternating too.
+- the same 8-vs-1 ratio for ONNX Runtime alone (no server, no sampling, no prefills): one decoding step for 8
+  rows and for 1 row, timed after each round of the windows above, as 8 x the 1-row step time / the 8-row step
+  time: what the served ratio would be if nothing but the model took time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import os
 import statistics
 import time
+from typing import Callable
 
 import grpc
 
@@ -65,12 +67,15 @@ async def single_stream(address: str) -> dict[str, float]:
         return {"tok_s": tokens / seconds, "tokens": tokens, "ttft_ms": statistics.median(ttfts) * 1e3}
 
 
-def alternating(address: str, sides: tuple[int, ...]) -> dict[int, dict[str, float]]:
-    """``concurrent`` for each number of clients in ``sides``, ROUNDS times in turn; tok/s over all its windows."""
+def alternating(address: str, sides: tuple[int, ...], between: Callable[[], None] = lambda: None,
+                ) -> dict[int, dict[str, float]]:
+    """``concurrent`` for each number of clients in ``sides``, ROUNDS times in turn (``between`` runs after each
+    round); tok/s over all its windows."""
     runs: dict[int, list[dict[str, float]]] = {k: [] for k in sides}
     for _ in range(ROUNDS):
         for k in sides:
             runs[k].append(asyncio.run(concurrent(address, k)))
+        between()
     return {k: {"tok_s": sum(r["tokens"] for r in rs) / sum(r["seconds"] for r in rs),
                 "ttft_ms": statistics.median(r["ttft_ms"] for r in rs)} for k, rs in runs.items()}
 
@@ -108,40 +113,46 @@ async def concurrent(address: str, clients: int) -> dict[str, float]:
                 "ttft_ms": statistics.median(ttfts) * 1e3 if ttfts else float("nan")}
 
 
-def onnx_runtime_alone(model: str, cached: int = 110, rounds: int = 6, runs: int = 20) -> dict[int, float]:
-    """Seconds per decoding step of the bare model for 1 row and for CONCURRENT rows, each with ``cached`` tokens
-    in its cache (the middle of a benchmark request: a 44-47 token chat prompt, then 128 tokens), in the engine's
-    cache layout (spare columns included); medians of alternating rounds."""
-    import numpy as np
+class OnnxRuntimeAlone:
+    """One decoding step of the bare model for 1 row and for CONCURRENT rows, each with ``cached`` tokens in its
+    cache (the middle of a benchmark request: a 44-47 token chat prompt, then 128 tokens), in the engine's cache
+    layout (spare columns included). ``round()`` times both, ``runs`` steps each; ``seconds()``: the medians."""
 
-    from maas_runtime.executor import BoundedExecutor
-    from maas_runtime.generation.decoder import SPARE_COLUMNS, DecoderModel, KVCache
-    from maas_runtime.onnx_model import OnnxModel
-    from maas_runtime.settings import ModelSettings
+    def __init__(self, model: str, cached: int = 110, runs: int = 20) -> None:
+        import numpy as np
 
-    executor = BoundedExecutor(1)
-    try:
-        decoder = DecoderModel(OnnxModel.load(ROOT / "models", model, ModelSettings(executor_workers=1), executor))
+        from maas_runtime.executor import BoundedExecutor
+        from maas_runtime.generation.decoder import SPARE_COLUMNS, DecoderModel, KVCache
+        from maas_runtime.onnx_model import OnnxModel
+        from maas_runtime.settings import ModelSettings
+
+        self.runs = runs
+        self._executor = BoundedExecutor(1)
+        settings = ModelSettings(executor_workers=1)
+        self.decoder = DecoderModel(OnnxModel.load(ROOT / "models", model, settings, self._executor))
         rng = np.random.default_rng(0)
-        steps = {}
+        self.feeds = {}
         for rows in (1, CONCURRENT):
-            spare = SPARE_COLUMNS if decoder.appends else 0
-            shape = (rows, decoder.heads, cached + spare, decoder.head_dim)
-            past = [rng.standard_normal(shape).astype(decoder.kv_dtype) for _ in decoder.past_names]
+            spare = SPARE_COLUMNS if self.decoder.appends else 0
+            shape = (rows, self.decoder.heads, cached + spare, self.decoder.head_dim)
+            past = [rng.standard_normal(shape).astype(self.decoder.kv_dtype) for _ in self.decoder.past_names]
             cache = KVCache(past, np.full(rows, cached, dtype=np.int64), cached)
-            ids = rng.integers(0, decoder.vocab_size, (rows, 1))
-            steps[rows] = (ids, cache.attention_mask(1), cache.lengths[:, None].copy(), cache.past)
-        times: dict[int, list[float]] = {k: [] for k in steps}
-        for r in range(rounds + 1):
-            for rows, feeds in steps.items():
-                started = time.perf_counter()
-                for _ in range(runs):
-                    decoder.forward(*feeds, last_only=True)
-                if r:  # the first round warms up
-                    times[rows].append((time.perf_counter() - started) / runs)
-        return {k: statistics.median(v) for k, v in times.items()}
-    finally:
-        executor.shutdown()
+            ids = rng.integers(0, self.decoder.vocab_size, (rows, 1))
+            self.feeds[rows] = (ids, cache.attention_mask(1), cache.lengths[:, None].copy(), cache.past)
+        self.times: dict[int, list[float]] = {k: [] for k in self.feeds}
+        self.round(record=False)  # warm-up
+
+    def round(self, record: bool = True) -> None:
+        for rows, feeds in self.feeds.items():
+            started = time.perf_counter()
+            for _ in range(self.runs):
+                self.decoder.forward(*feeds, last_only=True)
+            if record:
+                self.times[rows].append((time.perf_counter() - started) / self.runs)
+
+    def seconds(self) -> dict[int, float]:
+        self._executor.shutdown()
+        return {k: statistics.median(v) for k, v in self.times.items()}
 
 
 def transformers_baseline() -> dict[str, float]:
@@ -174,13 +185,14 @@ def transformers_baseline() -> dict[str, float]:
 def run() -> list[str]:
     load_before = os.getloadavg()[0]
     rows: dict[str, dict[str, float]] = {}
+    alone: dict[str, dict[int, float]] = {}
     for quant in ("fp32", "int8"):
         with service("text_generator", "TEXTGEN_", quantization=quant, max_batch_size=16) as address:
             rows[f"{quant} single"] = asyncio.run(single_stream(address))
-            for k, row in alternating(address, (1, CONCURRENT)).items():
+            bare = OnnxRuntimeAlone("smollm2-135m-instruct" + ("" if quant == "fp32" else f"-{quant}"))
+            for k, row in alternating(address, (1, CONCURRENT), between=bare.round).items():
                 rows[f"{quant} x{k}"] = row
-    alone = {quant: onnx_runtime_alone("smollm2-135m-instruct" + ("" if quant == "fp32" else f"-{quant}"))
-             for quant in ("fp32", "int8")}
+            alone[quant] = bare.seconds()
     torch = transformers_baseline()
     out = [f"text-generator (SmolLM2-135M-Instruct), {os.cpu_count()} cores, up to {MAX_NEW_TOKENS} new tokens:"]
     load_after, cores = os.getloadavg()[0], os.cpu_count() or 1
@@ -205,6 +217,7 @@ def run() -> list[str]:
                    f"{rows[f'{quant} x{CONCURRENT}']['tok_s'] / rows[f'{quant} x1']['tok_s']:5.2f}x  (goal >= 5)")
     for quant in ("fp32", "int8"):
         one, many = alone[quant][1], alone[quant][CONCURRENT]
-        out.append(f"  {quant:4s} ONNX Runtime alone, one decoding step: 1 row {one * 1e3:5.1f} ms, {CONCURRENT} rows "
-                   f"{many * 1e3:5.1f} ms: the ceiling of the ratio above is {CONCURRENT * one / many:4.2f}x")
+        out.append(f"  {quant:4s} ONNX Runtime alone (no server), one decoding step: 1 row {one * 1e3:5.1f} ms, "
+                   f"{CONCURRENT} rows {many * 1e3:5.1f} ms: {CONCURRENT} rows / 1 row {CONCURRENT * one / many:4.2f}x "
+                   "tokens a second")
     return out
