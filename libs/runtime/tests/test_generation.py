@@ -179,7 +179,7 @@ async def test_a_logits_processor_constrains_its_request_only(decoder):
     await eng.close()
 
 
-@pytest.mark.parametrize("scale", [40.0, 6.0, 0.5], ids=["confident", "shortlist", "flat"])
+@pytest.mark.parametrize("scale", [40.0, 6.0, 0.5], ids=["confident", "wider", "flat"])
 def test_nucleus_is_the_one_a_full_sort_gives(scale):
     """Top-p looks among the tokens within a margin of the best (margins tried in turn), then all: the same set
     as sorting the whole vocabulary."""
@@ -191,6 +191,15 @@ def test_nucleus_is_the_one_a_full_sort_gives(scale):
         expected = set(order[: int(np.searchsorted(np.cumsum(probs / probs.sum()), 0.9)) + 1].tolist())
         sampler = Sampler(SamplingParams(temperature=1.0, top_p=0.9, seed=0), 5000)
         assert set(sampler._nucleus(x, None).tolist()) == expected
+
+
+def test_nucleus_beyond_the_widest_margin():
+    """A nucleus that needs tokens far below the best (here more mass than the top token's 0.99999) is found among
+    all tokens, most likely first."""
+    x = np.zeros(5000, dtype=np.float32)
+    x[7], x[42] = 20.0, 0.5
+    nucleus = Sampler(SamplingParams(temperature=1.0, top_p=0.9999995, seed=0), 5000)._nucleus(x, None)
+    assert nucleus[:2].tolist() == [7, 42] and 2 < nucleus.shape[0] < 5000
 
 
 def test_top_k_top_p_and_repetition_penalty():
