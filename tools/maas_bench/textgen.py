@@ -116,7 +116,7 @@ async def concurrent(address: str, clients: int) -> dict[str, float]:
 class OnnxRuntimeAlone:
     """One decoding step of the bare model for 1 row and for CONCURRENT rows, each with ``cached`` tokens in its
     cache (the middle of a benchmark request: a 44-47 token chat prompt, then 128 tokens), in the engine's cache
-    layout (spare columns included). ``round()`` times both, ``runs`` steps each; ``seconds()``: the medians."""
+    layout (spare columns included). ``round()`` times both, ``runs`` steps each; ``medians()``: seconds a step."""
 
     def __init__(self, model: str, cached: int = 110, runs: int = 20) -> None:
         import numpy as np
@@ -127,9 +127,8 @@ class OnnxRuntimeAlone:
         from maas_runtime.settings import ModelSettings
 
         self.runs = runs
-        self._executor = BoundedExecutor(1)
-        settings = ModelSettings(executor_workers=1)
-        self.decoder = DecoderModel(OnnxModel.load(ROOT / "models", model, settings, self._executor))
+        settings = ModelSettings(executor_workers=1)  # (the executor is never used: steps run here, in turn)
+        self.decoder = DecoderModel(OnnxModel.load(ROOT / "models", model, settings, BoundedExecutor(1)))
         rng = np.random.default_rng(0)
         self.feeds = {}
         for rows in (1, CONCURRENT):
@@ -150,8 +149,7 @@ class OnnxRuntimeAlone:
             if record:
                 self.times[rows].append((time.perf_counter() - started) / self.runs)
 
-    def seconds(self) -> dict[int, float]:
-        self._executor.shutdown()
+    def medians(self) -> dict[int, float]:
         return {k: statistics.median(v) for k, v in self.times.items()}
 
 
@@ -192,7 +190,7 @@ def run() -> list[str]:
             bare = OnnxRuntimeAlone("smollm2-135m-instruct" + ("" if quant == "fp32" else f"-{quant}"))
             for k, row in alternating(address, (1, CONCURRENT), between=bare.round).items():
                 rows[f"{quant} x{k}"] = row
-            alone[quant] = bare.seconds()
+            alone[quant] = bare.medians()
     torch = transformers_baseline()
     out = [f"text-generator (SmolLM2-135M-Instruct), {os.cpu_count()} cores, up to {MAX_NEW_TOKENS} new tokens:"]
     load_after, cores = os.getloadavg()[0], os.cpu_count() or 1
