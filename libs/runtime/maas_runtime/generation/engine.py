@@ -503,10 +503,9 @@ class GenerationEngine:
         for i, s in enumerate(plan.seqs):
             ids[i, width - lengths[i]:] = s.prompt
         mask = (np.arange(width)[None, :] >= (width - lengths)[:, None]).astype(np.int64)
-        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        positions = np.zeros_like(ids)  # padding columns: 0 (masked)
         for i, s in enumerate(plan.seqs):
-            if s.prompt_positions is not None:
-                positions[i, width - lengths[i]:] = s.prompt_positions
+            positions[i, width - lengths[i]:] = s.positions_of(0, int(lengths[i]))
         scoring = any(s.scoring for s in plan.seqs)
         logits, present = m.forward(ids, mask, positions, m.empty_past(len(plan.seqs)), last_only=not scoring)
         cache = KVCache(present, lengths)
