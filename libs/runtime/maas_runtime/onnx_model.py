@@ -71,6 +71,19 @@ def resolve_providers(spec: str) -> list[str]:
     return names or [CPU]
 
 
+def variant(model: str, precision: str, repository: Path, providers: str) -> str:
+    """The folder of ``model`` at ``precision`` (fp32: ``model`` itself, else ``model-<precision>``). ``auto``:
+    the float16 build under CUDA when the repository has it (else float32, logged), float32 on the CPU."""
+    if precision == "auto":
+        if resolve_providers(providers)[0] != CUDA:
+            return model
+        if not (Path(repository) / f"{model}-fp16").is_dir():
+            log.warning("no float16 build for CUDA: serving float32", extra={"model": model})
+            return model
+        precision = "fp16"
+    return model if precision == "fp32" else f"{model}-{precision}"
+
+
 def _specs(args: list[Any]) -> tuple[TensorSpec, ...]:
     return tuple(
         TensorSpec(a.name, ORT_TO_DATATYPE.get(a.type, a.type),
@@ -133,6 +146,7 @@ class OnnxModel:
         model._check_contract()
         metrics.MODEL_PROVIDER.labels(name, str(version), model.provider).set(1)
         log.info("model loaded", extra={"model": name, "version": version, "provider": model.provider,
+                                        "precision": model.precision,
                                         "providers": session.get_providers(), "threads": opts.intra_op_num_threads})
         return model
 
@@ -158,6 +172,13 @@ class OnnxModel:
             metrics.MODEL_BATCH_SIZE.labels(self.name).observe(first.shape[0])
         return dict(zip(names, values))
 
+    def run_bound(self, binding: ort.IOBinding, batch: int) -> None:
+        """Synchronous run with IO binding (inputs and outputs placed by the caller), with the same metrics."""
+        started = time.perf_counter()
+        self.session.run_with_iobinding(binding)
+        metrics.MODEL_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+        metrics.MODEL_BATCH_SIZE.labels(self.name).observe(batch)
+
     async def infer(self, feeds: dict[str, np.ndarray], output_names: list[str] | None = None) -> dict[str, np.ndarray]:
         return await self.executor.run(self.run, feeds, output_names)
 
@@ -177,12 +198,21 @@ class OnnxModel:
 
     # ---- metadata --------------------------------------------------------------------------------
     @property
+    def precision(self) -> str:
+        """The weights' precision as built: fp32, fp16 or int8 (the manifest's ``precision``, else its
+        ``quantization`` bits)."""
+        if "precision" in self.manifest:
+            return str(self.manifest["precision"])
+        bits = self.manifest.get("quantization", {}).get("bits")
+        return f"int{bits}" if bits else "fp32"
+
+    @property
     def build_key(self) -> str:
         return str(self.manifest.get("recipe_key", ""))
 
     def metadata(self) -> dict[str, Any]:
         return {
             "name": self.name, "version": self.version, "platform": self.platform, "provider": self.provider,
-            "build_key": self.build_key, "inputs": [t.as_dict() for t in self.inputs],
+            "precision": self.precision, "build_key": self.build_key, "inputs": [t.as_dict() for t in self.inputs],
             "outputs": [t.as_dict() for t in self.outputs],
         }

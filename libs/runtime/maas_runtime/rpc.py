@@ -11,9 +11,10 @@ from maas_runtime.onnx_model import OnnxModel
 
 
 def model_info(model: OnnxModel) -> common_pb2.ModelInfo:
-    """The model identity every answer carries: name, version, build key, the execution provider in use."""
+    """The model identity every answer carries: name, version, build key, the execution provider in use and the
+    precision of its weights."""
     return common_pb2.ModelInfo(name=model.name, version=model.version, build_key=model.build_key,
-                                provider=model.provider)
+                                provider=model.provider, precision=model.precision)
 
 
 def deadline(context: grpc.aio.ServicerContext) -> float | None:

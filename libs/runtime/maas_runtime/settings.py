@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,11 +61,31 @@ class ModelSettings(BaseSettings):
     require_gpu: bool = False
     executor_workers: int = Field(2, ge=1, description="threads that call session.run")
     intra_op_threads: int = Field(0, ge=0, description="ORT threads per session.run; 0: cores / workers")
-    max_batch_size: int = Field(32, ge=1)
+    # Rows a model runs at once (micro-batcher or generation engine). None: the default for the provider the
+    # model runs on (``batch_defaults``): batching pays far more on a GPU than on a few CPU cores.
+    max_batch_size: int | None = Field(None, ge=1)
     max_batch_delay_ms: float = Field(5.0, ge=0)
     max_queue_size: int = Field(1024, ge=1, description="queued items per model beyond which RESOURCE_EXHAUSTED")
+    # Decoders: keep the KV cache on the session's device between steps with ONNX Runtime's IO binding
+    # (maas_runtime.generation.device). auto: on under CUDA (the cache never crosses the bus); off on the CPU,
+    # where numpy buffers written in place are faster (`make bench`: "IO binding on the CPU").
+    io_binding: Literal["auto", "on", "off"] = "auto"
+
+    batch_defaults: ClassVar[dict[str, int]] = {"CPUExecutionProvider": 32, "CUDAExecutionProvider": 128}
 
     def ort_threads(self) -> int:
         if self.intra_op_threads:
             return self.intra_op_threads
         return max(1, (os.cpu_count() or 1) // self.executor_workers)
+
+    def batch_size(self, provider: str) -> int:
+        """``max_batch_size`` when set, else this service's default for ``provider`` (the CPU's for others)."""
+        if self.max_batch_size is not None:
+            return self.max_batch_size
+        return self.batch_defaults.get(provider, self.batch_defaults["CPUExecutionProvider"])
+
+    def binds(self, provider: str) -> bool:
+        """Whether a decoder on ``provider`` keeps its cache on the device (IO binding)."""
+        if self.io_binding == "auto":
+            return provider == "CUDAExecutionProvider"
+        return self.io_binding == "on"

@@ -13,21 +13,25 @@ from maas_runtime.errors import DeadlineExceeded, Overloaded
 from maas_runtime.executor import BoundedExecutor
 from maas_runtime.generation import (DecoderModel, FinishReason, GenerationEngine, KVCache, Sampler,
                                      SamplingParams, log_softmax)
-from maas_runtime.generation.testing import tiny_greedy, tiny_logits, write_tiny_decoder
+from maas_runtime.generation.testing import build_tiny_decoder, tiny_greedy, tiny_logits, write_tiny_decoder
 from maas_runtime.onnx_model import OnnxModel
 from maas_runtime.settings import ModelSettings
 
 VOCAB = 32
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["present-all", "present-new"])
+@pytest.fixture(scope="module", params=[(False, False), (True, False), (False, True), (True, True)],
+                ids=["present-all", "present-new", "present-all-bound", "present-new-bound"])
 def decoder(tmp_path_factory, request):
-    """The tiny decoder with each cache contract: present = past + new, or the new positions only."""
+    """The tiny decoder with each cache contract (present = past + new, or the new positions only), its cache
+    in numpy arrays or, with IO binding, in OrtValues on the session's device (generation.device): every engine
+    test runs on all four."""
+    appends, bound = request.param
     repo = tmp_path_factory.mktemp("repo")
-    write_tiny_decoder(repo, vocab=VOCAB, context_length=64, appends=request.param)
+    write_tiny_decoder(repo, vocab=VOCAB, context_length=64, appends=appends)
     executor = BoundedExecutor(1)
     model = OnnxModel.load(repo, "tiny-decoder", ModelSettings(providers="cpu", intra_op_threads=1), executor)
-    yield DecoderModel(model)
+    yield DecoderModel(model, io_binding=bound)
     executor.shutdown()
 
 
@@ -412,3 +416,58 @@ def test_logits_to_keep_limits_the_output_to_the_last_positions(decoder):
     last, _ = decoder.forward(*args, last_only=True)
     assert decoder.has_logits_to_keep and every.shape == (1, 4, VOCAB) and last.shape == (1, 1, VOCAB)
     assert np.array_equal(last[0, 0], every[0, -1])
+
+
+def test_the_device_store_does_what_the_host_store_does():
+    """Each cache operation of generation.device: OrtValues through small ONNX graphs give the numpy result."""
+    import onnxruntime as ort
+
+    from maas_runtime.generation.device import HOST, DeviceStore
+
+    session = ort.InferenceSession(build_tiny_decoder().SerializeToString(), providers=["CPUExecutionProvider"])
+    device = DeviceStore(session, layers=2, dtype=np.float32)
+    rng = np.random.default_rng(1)
+    a = [rng.standard_normal((3, 2, 5, 4)).astype(np.float32) for _ in range(2)]
+    b = [rng.standard_normal((1, 2, 2, 4)).astype(np.float32) for _ in range(2)]
+    new = [rng.standard_normal((3, 2, 1, 4)).astype(np.float32) for _ in range(2)]
+    da, db, dnew = ([device.from_host(x) for x in group] for group in (a, b, new))
+
+    def same(host, dev):
+        assert len(host) == len(dev) and all(isinstance(d, ort.OrtValue) for d in dev)
+        for h, d in zip(host, dev):
+            np.testing.assert_array_equal(d.numpy(), h)
+
+    same(HOST.take(a, [2, 0], 1, 4, left=2, right=3), device.take(da, [2, 0], 1, 4, left=2, right=3))
+    same(HOST.take(a, None, 0, 5), device.take(da, None, 0, 5))
+    blocks = [(a, [1], 2, 5), (b, None, 0, 2)]
+    same(HOST.gather(blocks, width=3, spare=2), device.gather([(da, [1], 2, 5), (db, None, 0, 2)], 3, 2))
+    same(HOST.write([x.copy() for x in a], new, 3), device.write(da, dnew, 3))
+    assert device.columns(da[0]) == 5 and device.nbytes(da[0]) == a[0].nbytes
+
+
+async def test_with_io_binding_the_cache_stays_in_ortvalues(tmp_path):
+    """Bound, a decoding batch's cache is the store's OrtValues between steps (on a GPU: device memory)."""
+    import onnxruntime as ort
+
+    write_tiny_decoder(tmp_path, vocab=VOCAB, context_length=64, appends=True)
+    executor = BoundedExecutor(1)
+    model = OnnxModel.load(tmp_path, "tiny-decoder", ModelSettings(providers="cpu", intra_op_threads=1), executor)
+    eng = engine(DecoderModel(model, io_binding=True))
+    gen = eng.generate([1, 2, 3], SamplingParams(max_new_tokens=6, **GREEDY))
+    tokens = []
+    async for event in gen:
+        tokens.append(event.token_id)
+        if eng._batch is not None:
+            assert all(isinstance(p, ort.OrtValue) for p in eng._batch.past)
+    assert tokens == tiny_greedy([1, 2, 3], 6, VOCAB) and eng.steps >= 5
+    await eng.close()
+    executor.shutdown()
+
+
+def test_batch_sizes_and_binding_follow_the_provider():
+    s = ModelSettings()
+    assert s.batch_size("CPUExecutionProvider") == 32 and s.batch_size("CUDAExecutionProvider") == 128
+    assert ModelSettings(max_batch_size=4).batch_size("CUDAExecutionProvider") == 4
+    assert s.binds("CUDAExecutionProvider") and not s.binds("CPUExecutionProvider")
+    assert ModelSettings(io_binding="on").binds("CPUExecutionProvider")
+    assert not ModelSettings(io_binding="off").binds("CUDAExecutionProvider")

@@ -60,3 +60,16 @@ def test_graph_that_breaks_the_manifest_contract_is_refused(tmp_path):
 def test_missing_model_names_the_fix(tmp_path):
     with pytest.raises(ModelLoadError, match="make models"):
         OnnxModel.load(tmp_path, "nope", ModelSettings(), BoundedExecutor(1))
+
+
+def test_auto_precision_takes_float16_under_cuda_only_when_built(tmp_path, monkeypatch):
+    from maas_runtime import onnx_model
+
+    (tmp_path / "lm").mkdir()
+    assert onnx_model.variant("lm", "auto", tmp_path, "auto") == "lm"  # this machine: the CPU provider
+    assert onnx_model.variant("lm", "int8", tmp_path, "cpu") == "lm-int8"
+    monkeypatch.setattr(onnx_model, "resolve_providers", lambda spec: [onnx_model.CUDA, CPU])
+    assert onnx_model.variant("lm", "auto", tmp_path, "auto") == "lm"  # no float16 build: float32
+    (tmp_path / "lm-fp16").mkdir()
+    assert onnx_model.variant("lm", "auto", tmp_path, "auto") == "lm-fp16"
+    assert onnx_model.variant("lm", "fp32", tmp_path, "auto") == "lm"

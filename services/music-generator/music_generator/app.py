@@ -18,7 +18,7 @@ class MusicGenApp(ServiceApp[MusicPipeline]):
 
     def load(self) -> MusicPipeline:
         s = self.settings
-        model = OnnxModel.load(s.model_repository, s.model, s, self.executor)
+        model = OnnxModel.load(s.model_repository, s.served_model(), s, self.executor)
         self.pipeline = MusicPipeline(model, s)
         self.server.add_service(generator_pb2_grpc.add_MusicGeneratorServicer_to_server,
                                 MusicGeneratorServicer(self.pipeline), SERVICE)

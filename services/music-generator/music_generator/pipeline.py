@@ -113,11 +113,11 @@ class MusicPipeline:
         manifest = model.manifest
         self.vocab = Vocabulary(make_tokenizer(str(model.directory / manifest["tokenizer"])))
         self.styles: dict[str, dict[str, Any]] = manifest["styles"]
-        decoder = DecoderModel(model)
+        decoder = DecoderModel(model, io_binding=settings.binds(model.provider))
         if decoder.vocab_size != self.vocab.size:
             raise ValueError(f"model {model.name}: {decoder.vocab_size} logits but {self.vocab.size} tokens")
         self.context_length = decoder.context_length
-        self.engine = GenerationEngine(decoder, model.executor, max_batch_size=settings.max_batch_size,
+        self.engine = GenerationEngine(decoder, model.executor, max_batch_size=settings.batch_size(model.provider),
                                        max_queue_size=settings.max_queue_size)
 
     async def warmup(self) -> None:

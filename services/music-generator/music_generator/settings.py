@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from maas_runtime.onnx_model import variant
 from maas_runtime.settings import ModelSettings, ServerSettings
 
 
@@ -15,9 +17,12 @@ class MusicGenSettings(ServerSettings, ModelSettings):
 
     port: int = Field(50054, ge=0, le=65535)
     model: str = "music-transformer"
+    # <model> (float32) or <model>-fp16 (half precision, for CUDA); auto: fp16 under CUDA when built, else fp32.
+    quantization: Literal["auto", "fp32", "fp16"] = "auto"
     # One thread runs the model (every request shares each decoding step), with all cores for ONNX Runtime.
     executor_workers: int = Field(1, ge=1)
-    max_batch_size: int = Field(16, ge=1)
+    # (max_batch_size: 16 rows on the CPU, 64 under CUDA)
+    batch_defaults: ClassVar[dict[str, int]] = {"CPUExecutionProvider": 16, "CUDAExecutionProvider": 64}
     max_queue_size: int = Field(64, ge=1)
     # Request limits (beyond them: INVALID_ARGUMENT naming the field).
     max_bars: int = Field(32, ge=1)
@@ -33,3 +38,7 @@ class MusicGenSettings(ServerSettings, ModelSettings):
     soundfont: Path = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
     render_timeout_s: float = Field(60.0, gt=0)
     max_render_seconds: float = Field(600.0, gt=0, description="longest piece (in seconds) rendered to audio")
+
+    def served_model(self) -> str:
+        """The model folder to load: <model> or <model>-<quantization> (auto: see ``quantization``)."""
+        return variant(self.model, self.quantization, self.model_repository, self.providers)

@@ -50,7 +50,7 @@ class TokenizedModel:
         self.tokenizer.enable_padding()
         self.output = model.outputs[0].name
         self.batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(
-            model.name, self._process, max_batch_size=batching.max_batch_size,
+            model.name, self._process, max_batch_size=batching.batch_size(model.provider),
             max_delay_s=batching.max_batch_delay_ms / 1000, max_queue_size=batching.max_queue_size,
             max_concurrent_batches=batching.executor_workers)
 
@@ -91,7 +91,7 @@ class EntityModel:
         tokenizer = Tokenizer.from_file(str(model.directory / m.get("tokenizer", "tokenizer.json")))
         self.encoder = ner.Encoder(tokenizer, int(m.get("max_pieces", 128)), int(m.get("overlap", 32)))
         self.batcher: MicroBatcher[ner.Window, np.ndarray] = MicroBatcher(
-            model.name, self._process, max_batch_size=batching.max_batch_size,
+            model.name, self._process, max_batch_size=batching.batch_size(model.provider),
             max_delay_s=batching.max_batch_delay_ms / 1000, max_queue_size=batching.max_queue_size,
             max_concurrent_batches=batching.executor_workers)
 

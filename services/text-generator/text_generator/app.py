@@ -18,7 +18,7 @@ class TextGenApp(ServiceApp[TextGenPipeline]):
 
     def load(self) -> TextGenPipeline:
         s = self.settings
-        model = OnnxModel.load(s.model_repository, s.served_model, s, self.executor)
+        model = OnnxModel.load(s.model_repository, s.served_model(), s, self.executor)
         self.pipeline = TextGenPipeline(model, s)
         self.server.add_service(textgen_pb2_grpc.add_TextGeneratorServicer_to_server,
                                 TextGeneratorServicer(self.pipeline), SERVICE)

@@ -87,14 +87,14 @@ class TextGenPipeline:
                                   manifest.get("eos_token")) if template else None)
         self.roles = tuple(manifest.get("chat_roles") or ("system", "user", "assistant"))
         self.eos_token_ids = tuple(int(t) for t in manifest.get("eos_token_ids", ()))
-        decoder = DecoderModel(model)
+        decoder = DecoderModel(model, io_binding=settings.binds(model.provider))
         context = decoder.context_length
         if settings.max_context_tokens:
             context = min(context, settings.max_context_tokens)
         if context < 2:
             raise ModelLoadError(f"model {model.name}: context of {context} tokens")
         self.context_length = context
-        self.engine = GenerationEngine(decoder, model.executor, max_batch_size=settings.max_batch_size,
+        self.engine = GenerationEngine(decoder, model.executor, max_batch_size=settings.batch_size(model.provider),
                                        max_queue_size=settings.max_queue_size,
                                        prefill_chunk_tokens=settings.prefill_chunk_tokens,
                                        max_batch_tokens=settings.max_batch_tokens, context_length=context,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from maas_runtime.onnx_model import variant
 from maas_runtime.settings import ModelSettings, ServerSettings
 
 
@@ -14,17 +15,19 @@ class TextGenSettings(ServerSettings, ModelSettings):
     model_config = SettingsConfigDict(env_prefix="TEXTGEN_", extra="ignore")
 
     port: int = Field(50053, ge=0, le=65535)
-    # The served model is <model> (float32 weights) or <model>-int8 (8-bit weights: ~2x faster single-stream
-    # decoding, held-out perplexity within 1%; but its int8 activation rounding makes a request's tokens depend
-    # slightly on which other requests share its batch, so float32 is the default: exact same-seed-same-text).
+    # The served model is <model> (float32 weights), <model>-fp16 (half precision: for CUDA) or <model>-int8
+    # (8-bit weights: ~2x faster single-stream decoding on the CPU, held-out perplexity within 1%; but its int8
+    # activation rounding makes a request's tokens depend slightly on which other requests share its batch).
+    # auto: fp16 under CUDA (when built), else fp32: exact same-seed-same-text on the CPU.
     model: str = "smollm2-135m-instruct"
-    quantization: Literal["fp32", "int8"] = "fp32"
+    quantization: Literal["auto", "fp32", "fp16", "int8"] = "auto"
     # One thread runs the model at a time (the scheduler batches every request into each run), with all the
     # cores for ONNX Runtime's intra-op threads.
     executor_workers: int = Field(1, ge=1)
     # Continuous batching: sequences decoded together, requests queued for prefill beyond them (then
     # RESOURCE_EXHAUSTED), prompt tokens per prefill run, and cache tokens (rows x longest row) in the batch.
-    max_batch_size: int = Field(16, ge=1)
+    # (max_batch_size: 16 rows on the CPU, where 8 rows already keep both cores busy; 64 under CUDA)
+    batch_defaults: ClassVar[dict[str, int]] = {"CPUExecutionProvider": 16, "CUDAExecutionProvider": 64}
     max_queue_size: int = Field(64, ge=1)
     prefill_chunk_tokens: int = Field(512, ge=16)
     max_batch_tokens: int = Field(65536, ge=256)
@@ -42,6 +45,6 @@ class TextGenSettings(ServerSettings, ModelSettings):
     max_stop_sequences: int = Field(8, ge=0)
     max_stop_chars: int = Field(64, ge=1)
 
-    @property
     def served_model(self) -> str:
-        return self.model if self.quantization == "fp32" else f"{self.model}-{self.quantization}"
+        """The model folder to load: <model> or <model>-<quantization> (auto: see ``quantization``)."""
+        return variant(self.model, self.quantization, self.model_repository, self.providers)

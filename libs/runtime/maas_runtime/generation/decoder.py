@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from maas_runtime.generation.device import HOST, Buffer, CacheStore, DeviceStore
 from maas_runtime.onnx_model import ModelLoadError, OnnxModel
 
 _FIXED = ("input_ids", "attention_mask", "position_ids", "logits_to_keep")
@@ -40,7 +41,7 @@ def present_name(past: str) -> str:
 class DecoderModel:
     """The ONNX decoder and what the engine needs to know about it (cache layout, vocabulary, context)."""
 
-    def __init__(self, model: OnnxModel) -> None:
+    def __init__(self, model: OnnxModel, io_binding: bool = False) -> None:
         self.model = model
         manifest = model.manifest
         inputs = {s.name: s for s in model.inputs}
@@ -67,6 +68,10 @@ class DecoderModel:
         self.context_length = int(manifest.get("context_length") or 2048)
         self.appends = kv.get("present_positions", "all") == "new"  # present = the new positions only
         self.output_names = ["logits", *self.present_names]
+        # IO binding: the cache lives on the session's device between steps (see generation.device)
+        self.io_binding = io_binding
+        self.store: CacheStore = DeviceStore(model.session, len(self.past_names), self.kv_dtype) if io_binding \
+            else HOST
 
     @property
     def name(self) -> str:
@@ -80,13 +85,13 @@ class DecoderModel:
         """Cache memory one token of one sequence takes."""
         return len(self.past_names) * self.heads * self.head_dim * self.kv_dtype.itemsize
 
-    def empty_past(self, batch: int) -> list[np.ndarray]:
-        return [np.zeros((batch, self.heads, 0, self.head_dim), dtype=self.kv_dtype) for _ in self.past_names]
+    def empty_past(self, batch: int) -> list[Buffer]:
+        return [self.store.zeros((batch, self.heads, 0, self.head_dim), self.kv_dtype) for _ in self.past_names]
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray,
-                past: Sequence[np.ndarray], last_only: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+                past: Sequence[Buffer], last_only: bool = False) -> tuple[np.ndarray, list[Buffer]]:
         """One run (call it on the executor): logits [B, S, V] ([B, 1, V] when ``last_only`` and the graph can)
-        and the grown cache."""
+        on the host, and the grown cache in this model's store (numpy, or OrtValues on the device)."""
         feeds = {"input_ids": input_ids}
         if self.has_logits_to_keep:
             feeds["logits_to_keep"] = np.array(1 if last_only else 0, dtype=np.int64)
@@ -94,9 +99,23 @@ class DecoderModel:
             feeds["attention_mask"] = attention_mask
         if self.has_position_ids:
             feeds["position_ids"] = position_ids
-        feeds.update(zip(self.past_names, past))
-        out = self.model.run(feeds, self.output_names)
-        return out["logits"], [out[n] for n in self.present_names]
+        if not self.io_binding:
+            feeds.update(zip(self.past_names, past))
+            out = self.model.run(feeds, self.output_names)
+            return out["logits"], [out[n] for n in self.present_names]
+        store = self.store
+        assert isinstance(store, DeviceStore)
+        binding = self.model.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        for name, buf in zip(self.past_names, past):
+            binding.bind_ortvalue_input(name, buf)
+        binding.bind_output("logits", "cpu")  # only the logits come back: the cache stays where it is
+        for name in self.present_names:
+            binding.bind_output(name, store.device, store.device_id)
+        self.model.run_bound(binding, batch=int(input_ids.shape[0]))
+        values = binding.get_outputs()
+        return values[0].numpy(), list(values[1:])
 
 
 SPARE_COLUMNS = 32  # free columns a cache buffer is given when it grows (for models that append)
@@ -106,11 +125,13 @@ SPARE_COLUMNS = 32  # free columns a cache buffer is given when it grows (for mo
 class KVCache:
     """The caches of ``B`` sequences in buffers ``[B, heads, capacity, head_dim]``, left-padded to a common
     ``width``: row i's real tokens are columns ``[width - lengths[i], width)``; the columns before them are
-    masked padding and the columns from ``width`` on are spare (masked too). Neither is ever read."""
+    masked padding and the columns from ``width`` on are spare (masked too). Neither is ever read. The buffers
+    are the ``store``'s: numpy arrays, or OrtValues on the model's device."""
 
-    past: list[np.ndarray]
+    past: list[Buffer]
     lengths: np.ndarray  # int64 [B]
     width: int = -1  # columns in use; -1: all of them
+    store: CacheStore = HOST
 
     def __post_init__(self) -> None:
         if self.width < 0:
@@ -122,11 +143,11 @@ class KVCache:
 
     @property
     def capacity(self) -> int:
-        return int(self.past[0].shape[2])
+        return self.store.columns(self.past[0])
 
     @classmethod
     def empty(cls, model: DecoderModel, batch: int) -> "KVCache":
-        return cls(model.empty_past(batch), np.zeros(batch, dtype=np.int64))
+        return cls(model.empty_past(batch), np.zeros(batch, dtype=np.int64), store=model.store)
 
     def attention_mask(self, new_tokens: int) -> np.ndarray:
         """Mask for a step that adds ``new_tokens`` positions to every row: [B, capacity + new_tokens]."""
@@ -134,24 +155,25 @@ class KVCache:
         mask = ((cols[None, :] >= (self.width - self.lengths)[:, None]) & (cols[None, :] < self.width))
         return np.concatenate([mask.astype(np.int64), np.ones((self.batch, new_tokens), dtype=np.int64)], axis=1)
 
-    def advanced(self, present: list[np.ndarray], appends: bool) -> "KVCache":
+    def advanced(self, present: list[Buffer], appends: bool) -> "KVCache":
         """The cache after a step that added ``n`` positions to every row: ``present`` written into the buffer's
         spare columns (grown when full) when the model returns new positions only, else ``present`` itself."""
+        store = self.store
         if not appends:
-            return KVCache(present, self.lengths + (int(present[0].shape[2]) - self.width))
-        n = int(present[0].shape[2])
+            return KVCache(present, self.lengths + (store.columns(present[0]) - self.width), store=store)
+        n = store.columns(present[0])
         past = self.past
         if self.width + n > self.capacity:
-            past = [np.zeros((p.shape[0], p.shape[1], self.width + n + SPARE_COLUMNS, p.shape[3]), dtype=p.dtype)
-                    for p in self.past]
-            for dst, src in zip(past, self.past):
-                dst[:, :, :self.width] = src[:, :, :self.width]
-        for dst, new in zip(past, present):
-            dst[:, :, self.width:self.width + n] = new
-        return KVCache(past, self.lengths + n, self.width + n)
+            past = store.take(past, None, 0, self.width, right=n + SPARE_COLUMNS)
+        past = store.write(past, present, self.width)
+        return KVCache(past, self.lengths + n, self.width + n, store)
+
+    def columns(self, start: int, end: int) -> "KVCache":
+        """A copy of columns ``[start, end)`` of every row, exactly as wide (a shared prefix kept for reuse)."""
+        return KVCache(self.store.take(self.past, None, start, end), self.lengths.copy(), store=self.store)
 
     def nbytes(self) -> int:
-        return sum(p.nbytes for p in self.past)
+        return sum(self.store.nbytes(p) for p in self.past)
 
     @staticmethod
     def gather(parts: Sequence[tuple["KVCache", Sequence[int]]], spare: int = 0) -> "KVCache":
@@ -159,17 +181,11 @@ class KVCache:
         free columns)."""
         lengths = np.concatenate([c.lengths[list(rows)] for c, rows in parts]).astype(np.int64)
         width = int(lengths.max()) if lengths.size else 0
-        first = parts[0][0].past
-        out = [np.zeros((lengths.shape[0], p.shape[1], width + spare, p.shape[3]), dtype=p.dtype) for p in first]
-        start = 0
+        store = parts[0][0].store
+        blocks = []
         for cache, rows in parts:
             rows = list(rows)
             take = min(width, cache.width)
-            if rows and take:
-                whole = rows == list(range(cache.batch))
-                for dst, src in zip(out, cache.past):
-                    cols = slice(cache.width - take, cache.width)
-                    block = src[:, :, cols, :] if whole else src[rows][:, :, cols, :]
-                    dst[start:start + len(rows), :, width - take:width, :] = block
-            start += len(rows)
-        return KVCache(out, lengths, width)
+            whole = rows == list(range(cache.batch))
+            blocks.append((cache.past, None if whole else rows, cache.width - take, cache.width))
+        return KVCache(store.gather(blocks, width, spare), lengths, width, store)

@@ -432,8 +432,7 @@ class GenerationEngine:
 
     def _keep_prefix(self, seq: _Sequence, cache: KVCache) -> None:
         """Runs on the executor: keep a copy of the shared prefix just prefilled, exactly as wide as it."""
-        kept = KVCache([p[:, :, cache.width - seq.prefix:cache.width].copy() for p in cache.past],
-                       cache.lengths.copy())
+        kept = cache.columns(cache.width - seq.prefix, cache.width)
         size = kept.nbytes()
         if size > self.prefix_cache_bytes:
             return
@@ -508,7 +507,7 @@ class GenerationEngine:
             positions[i, width - lengths[i]:] = s.positions_of(0, int(lengths[i]))
         scoring = any(s.scoring for s in plan.seqs)
         logits, present = m.forward(ids, mask, positions, m.empty_past(len(plan.seqs)), last_only=not scoring)
-        cache = KVCache(present, lengths)
+        cache = KVCache(present, lengths, store=m.store)
         out = []
         for i, s in enumerate(plan.seqs):
             s.prefilled = int(lengths[i])
