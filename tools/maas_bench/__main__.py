@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from maas_bench import gateway, music, nlp, recommender, textgen
+from maas_bench import binding, gateway, music, nlp, recommender, textgen
 
 BENCHES = {"nlp": nlp.run, "gateway": gateway.run, "textgen": textgen.run, "music": music.run,
-           "recommender": recommender.run}
+           "recommender": recommender.run, "binding": binding.run}
 
 
 def main() -> None:

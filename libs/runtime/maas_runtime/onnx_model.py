@@ -203,7 +203,7 @@ class OnnxModel:
         ``quantization`` bits)."""
         if "precision" in self.manifest:
             return str(self.manifest["precision"])
-        bits = self.manifest.get("quantization", {}).get("bits")
+        bits = (self.manifest.get("quantization") or {}).get("bits")
         return f"int{bits}" if bits else "fp32"
 
     @property
