@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The GPU check: the CUDA path against the CPU provider of the same machine, in one run (tools/gpu_check.py).
+# On the device machine, after the pieces tools/gpu-stage.sh staged were carried to /tmp (it prints the calls):
+#   bash tools/gpu-check.sh
+# Here, with no GPU, its CPU half on the models of `make models`:
+#   bash tools/gpu-check.sh --cpu-only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--cpu-only" ]; then
+  exec .venv/bin/python tools/gpu_check.py --models models --providers cpu
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+python3 --version
+python3 -c 'import torch, onnxruntime; print("torch", torch.__version__, "| onnxruntime (CPU build)", onnxruntime.__version__)' || true
+S=/tmp/gpucheck
+bash .ortgpu/install.sh
+mkdir -p "$S/models"
+cat "$S"/parts/m* | zstd -dc | tar -x -C "$S"
+python3 -m pip install -q --no-index --no-deps --target "$S/site" .gpucheck/wheels/*.whl
+export PYTHONPATH="/tmp/ortsite:$S/site:$PWD/libs/runtime:$PWD/services/text-generator:$PWD/tools:${PYTHONPATH:-}"
+python3 tools/gpu_check.py --models "$S/models" --prompts .gpucheck/prompts --providers cuda,cpu
+nvidia-smi || true
