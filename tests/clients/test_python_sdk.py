@@ -146,3 +146,27 @@ async def test_async_clients_stream_and_answer(suite_gateway: str):
             async for _ in maas.music.compose_stream("folk", bars=99):
                 pass
         assert [v.field for v in bad.value.field_violations] == ["bars"]
+
+
+LONG = "x" * 20_000
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda m: m.music.compose(LONG, bars=1), "style"),
+    (lambda m: m.music.compose("folk", key=LONG, bars=1), "key"),
+    (lambda m: m.textgen.generate(messages=[(LONG, "hi")], max_new_tokens=1), "messages[0].role"),
+    (lambda m: m.nlp.classify("a text", groups=[LONG]), "label_groups[0]"),
+    (lambda m: m.recommender.get_track(LONG), None),
+    (lambda m: m.inference.infer(LONG, {"x": [[1]]}), None),
+], ids=["style", "key", "role", "label_groups", "track_id", "model_name"])
+def test_a_20kb_field_is_a_clear_short_error_through_the_gateway(suite_gateway: str, call, field):
+    """A long bad value comes back as its real status with a short, quoted prefix (a status message travels in
+    a header, which every hop limits), not as INTERNAL or a metadata-size error; the suite keeps serving."""
+    with Client(suite_gateway) as maas:
+        with pytest.raises(MaasError) as err:
+            call(maas)
+        assert err.value.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), err.value
+        assert len(err.value.message) < 1200 and "(20000 characters)" in err.value.message
+        if field is not None:
+            assert field in [v.field for v in err.value.field_violations]
+        assert maas.nlp.analyze_sentiment("still serving").results

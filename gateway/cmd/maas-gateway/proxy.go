@@ -18,6 +18,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -143,15 +144,34 @@ func copyUp(ss grpc.ServerStream, cs grpc.ClientStream, first *frame, errc chan<
 }
 
 // relayError answers the caller with the upstream's status, or UNAVAILABLE naming the upstream when the status is
-// the channel's own (no replica connected).
+// the channel's own: no replica connected, or an answer the gateway could not read (a stream reset, headers over
+// the limit; grpc-go reports those as INTERNAL with no trailer from the upstream).
 func relayError(c *call, up *Upstream, err error, trailer metadata.MD) error {
 	st, _ := status.FromError(err)
 	c.setTrailer(trailer)
-	if st.Code() == codes.Unavailable && len(trailer) == 0 {
-		up.WarnUnreachable(st.Message())
-		return status.Error(codes.Unavailable, up.Name+" is unreachable; retry later")
+	if len(trailer) == 0 {
+		switch st.Code() {
+		case codes.Unavailable:
+			up.WarnUnreachable(st.Message())
+			return status.Error(codes.Unavailable, up.Name+" is unreachable; retry later")
+		case codes.Internal:
+			up.WarnUnreachable(st.Message())
+			return status.Error(codes.Unavailable, "the answer of "+up.Name+" could not be read ("+
+				shortened(st.Message(), 120)+")")
+		}
 	}
 	return st.Err()
+}
+
+// shortened is s cut to at most n bytes (on a rune boundary), with "..." when cut.
+func shortened(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // serve answers a call the router resolved (the unknown-service handler: every method that is not the gateway's

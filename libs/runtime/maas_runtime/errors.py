@@ -21,10 +21,29 @@ class FieldViolation:
     description: str
 
 
+QUOTE_CHARS = 40  # of a caller's value quoted in an error message
+MAX_DESCRIPTION_CHARS = 400  # one field violation's description
+MAX_MESSAGE_CHARS = 1000  # a status message: it travels in a header, and every hop limits header size
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """A caller's value as an error message may show it: escaped (repr), at most ``limit`` characters of it, and
+    its length when cut, e.g. ``'xxxxxxxx…' (20000 characters)``."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 class ServiceError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str) -> None:
+        message = _bounded(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
 
@@ -42,7 +61,8 @@ class InvalidArgument(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, field: str, description: str, *more: FieldViolation) -> None:
-        self.violations = [FieldViolation(field, description), *more]
+        self.violations = [FieldViolation(_bounded(v.field, 200), _bounded(v.description, MAX_DESCRIPTION_CHARS))
+                           for v in (FieldViolation(field, description), *more)]
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
 
     def details(self) -> list[any_pb2.Any]:

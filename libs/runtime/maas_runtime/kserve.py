@@ -24,7 +24,7 @@ import numpy as np
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 
-from maas_runtime.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
+from maas_runtime.errors import InvalidArgument, NotFound, quote, Unavailable, Unimplemented
 from maas_runtime.onnx_model import DATATYPE_TO_NUMPY, OnnxModel, TensorSpec
 
 # Protocol datatype -> numpy dtype (the runtime's map plus the unsigned types the protocol knows).
@@ -82,7 +82,7 @@ def _check_shape(shape: Sequence[int], spec: TensorSpec, field: str) -> tuple[in
 def _check_params(params: Mapping[str, pb.InferParameter], unsupported: Sequence[str], field: str) -> None:
     for key in unsupported:
         if key in params:
-            raise InvalidArgument(field, f"parameter {key!r} is not supported by this server")
+            raise InvalidArgument(field, f"parameter {quote(key)} is not supported by this server")
 
 
 def split_bytes(raw: bytes, count: int, field: str) -> list[bytes]:
@@ -198,12 +198,12 @@ def decode_inputs(request: pb.ModelInferRequest, specs: Sequence[TensorSpec]) ->
             raise InvalidArgument(f"{prefix}.name", f"is required; the model's inputs are {_names(specs)}")
         spec = by_name.get(tensor.name)
         if spec is None:
-            raise InvalidArgument(f"{prefix}.name", f"unknown input {tensor.name!r}; the model's inputs are "
+            raise InvalidArgument(f"{prefix}.name", f"unknown input {quote(tensor.name)}; the model's inputs are "
                                                     f"{_names(specs)}")
         if tensor.name in feeds:
-            raise InvalidArgument(f"{prefix}.name", f"input {tensor.name!r} is given more than once")
+            raise InvalidArgument(f"{prefix}.name", f"input {quote(tensor.name)} is given more than once")
         if tensor.datatype != spec.datatype:
-            raise InvalidArgument(f"{prefix}.datatype", f"is {tensor.datatype or 'empty'!r}; input "
+            raise InvalidArgument(f"{prefix}.datatype", f"is {quote(tensor.datatype or 'empty')}; input "
                                                         f"{spec.name!r} is {spec.datatype}")
         if spec.datatype not in NUMPY_DTYPES:
             raise Unimplemented(f"input {spec.name!r} has datatype {spec.datatype}, which this endpoint cannot carry")
@@ -241,9 +241,9 @@ def requested_outputs(request: pb.ModelInferRequest, specs: Sequence[TensorSpec]
         if not out.name:
             raise InvalidArgument(field, f"is required; the model's outputs are {_names(specs)}")
         if out.name not in known:
-            raise InvalidArgument(field, f"unknown output {out.name!r}; the model's outputs are {_names(specs)}")
+            raise InvalidArgument(field, f"unknown output {quote(out.name)}; the model's outputs are {_names(specs)}")
         if out.name in names:
-            raise InvalidArgument(field, f"output {out.name!r} is requested more than once")
+            raise InvalidArgument(field, f"output {quote(out.name)} is requested more than once")
         _check_params(out.parameters, _UNSUPPORTED_OUTPUT_PARAMS, f"outputs[{i}].parameters")
         names.append(out.name)
     return names
@@ -296,9 +296,9 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
             raise InvalidArgument(name_field, f"is required; models served here: {', '.join(sorted(self._models))}")
         model = self._models.get(name)
         if model is None:
-            raise NotFound(f"model {name!r} is not served here; models: {', '.join(sorted(self._models))}")
+            raise NotFound(f"model {quote(name)} is not served here; models: {', '.join(sorted(self._models))}")
         if version and version != str(model.version):
-            raise NotFound(f"model {name!r} version {version!r} is not served here; it serves version {model.version}")
+            raise NotFound(f"model {quote(name)} version {quote(version)} is not served here; it serves version {model.version}")
         return model
 
     async def ServerLive(self, request: pb.ServerLiveRequest,

@@ -43,3 +43,16 @@ def test_overloaded_carries_retry_info():
     info = error_details_pb2.RetryInfo()
     assert status.code.name == "RESOURCE_EXHAUSTED" and _details(status)[0].Unpack(info)
     assert info.retry_delay.ToMilliseconds() == 250
+
+
+def test_error_messages_quote_a_short_escaped_prefix_and_stay_bounded():
+    from maas_runtime.errors import MAX_MESSAGE_CHARS, InvalidArgument, NotFound, quote
+
+    assert quote("folk") == "'folk'"
+    assert quote("x" * 20_000) == "'" + "x" * 40 + "'… (20000 characters)"
+    assert quote("a\nb\x00") == "'a\\nb\\x00'"
+    err = InvalidArgument("style", "unknown style " + "y" * 20_000)  # a message written without quote()
+    assert len(err.message) <= MAX_MESSAGE_CHARS and len(err.violations[0].description) <= 400
+    status = err.to_status()
+    assert len(status.details) <= MAX_MESSAGE_CHARS
+    assert len(NotFound("z" * 50_000).message) == MAX_MESSAGE_CHARS

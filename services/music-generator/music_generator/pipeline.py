@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
-from maas_runtime.errors import FieldViolation, InvalidArgument
+from maas_runtime.errors import FieldViolation, InvalidArgument, quote
 from maas_runtime.generation import DecoderModel, FinishReason, GenerationEngine, SamplingParams
 from maas_runtime.onnx_model import OnnxModel
 from music_generator import render
@@ -139,13 +139,14 @@ class MusicPipeline:
                 bad.append(FieldViolation(name, why))
 
         style = self.styles.get(req.style)
-        check(style is not None, "style", f"unknown style {req.style!r}; one of {', '.join(self.styles)}")
+        check(style is not None, "style", f"unknown style {quote(req.style)}; one of {', '.join(self.styles)}")
         key: Key | None = None
         if req.key:
             try:
                 key = parse_key(req.key)
-            except ValueError as e:
-                bad.append(FieldViolation("key", str(e)))
+            except ValueError:
+                bad.append(FieldViolation("key", f"{quote(req.key)} is not a key: write a note name and a mode, "
+                                                 "e.g. 'D minor' or 'Bb major'"))
         check(req.tempo_bpm is None or (math.isfinite(req.tempo_bpm)
                                         and s.min_tempo_bpm <= req.tempo_bpm <= s.max_tempo_bpm),
               "tempo_bpm", f"is {req.tempo_bpm}; must be {s.min_tempo_bpm:g} .. {s.max_tempo_bpm:g}")
@@ -168,7 +169,7 @@ class MusicPipeline:
                 ts = (num, den)
                 self.vocab.time_signature_id(ts)
             except ValueError as e:
-                msg = str(e) if ts else f"{req.time_signature!r} is not a time signature like '3/4'"
+                msg = str(e) if ts else f"{quote(req.time_signature)} is not a time signature like '3/4'"
                 bad.append(FieldViolation("time_signature", msg))
         primer = None
         if req.primer_midi:

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import numpy as np
 
-from maas_runtime.errors import InvalidArgument, NotFound, Unavailable
+from maas_runtime.errors import InvalidArgument, NotFound, quote, Unavailable
 from maas_runtime.executor import BoundedExecutor
 from maas_runtime.onnx_model import OnnxModel
 from music_recommender import features
@@ -235,7 +235,7 @@ class RecommenderPipeline:
         seeds = []
         for i, t in enumerate(seed_track_ids):
             if t not in snap.index:
-                raise NotFound(f"seed_track_ids[{i}]: track {t!r} is not in the catalog")
+                raise NotFound(f"seed_track_ids[{i}]: track {quote(t)} is not in the catalog")
             seeds.append(snap.index[t])
 
         history = await self._store(self.store.user_events, user_id, s.history_limit) if user_id else []
@@ -277,7 +277,7 @@ class RecommenderPipeline:
         self._check_filters(filters)
         snap = self._ready()
         if track_id not in snap.index:
-            raise NotFound(f"track_id: track {track_id!r} is not in the catalog")
+            raise NotFound(f"track_id: track {quote(track_id)} is not in the catalog")
         row = snap.index[track_id]
         c = snap.content[row]
         query = c / max(float(np.linalg.norm(c)), 1e-9)
@@ -441,7 +441,7 @@ class RecommenderPipeline:
             _check_id(event_id, f"events[{i}].event_id", s.max_id_chars)
             if event_id in seen:
                 raise InvalidArgument(f"events[{i}].event_id", f"duplicates events[{seen[event_id]}].event_id "
-                                                                f"({event_id!r}) in the same batch")
+                                                                f"({quote(event_id)}) in the same batch")
             seen[event_id] = i
             _check_id(user_id, f"events[{i}].user_id", s.max_id_chars)
             _check_id(track_id, f"events[{i}].track_id", s.max_id_chars)
@@ -509,7 +509,7 @@ class RecommenderPipeline:
         _check_id(track_id, "track_id", self.settings.max_id_chars)
         found = await self._store(self.store.get_tracks, [track_id])
         if track_id not in found:
-            raise NotFound(f"track_id: track {track_id!r} is not in the catalog")
+            raise NotFound(f"track_id: track {quote(track_id)} is not in the catalog")
         counts = await self._store(self.store.interaction_counts, [track_id])
         return found[track_id], counts.get(track_id, 0)
 

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from maas_runtime.errors import FailedPrecondition, NotFound
+from maas_runtime.errors import FailedPrecondition, NotFound, quote
 from music_recommender.catalog import CatalogTrack
 
 EVENT_KINDS = ("play", "like", "skip", "rating")
@@ -187,7 +187,7 @@ class _SqlStore:
             missing = [i for i, e in enumerate(events) if e.track_id not in known]
             if missing:
                 i = missing[0]
-                raise NotFound(f"events[{i}].track_id: track {events[i].track_id!r} is not in the catalog"
+                raise NotFound(f"events[{i}].track_id: track {quote(events[i].track_id)} is not in the catalog"
                                + (f" (and {len(missing) - 1} more events)" if len(missing) > 1 else "")
                                + "; nothing was recorded")
             dup = self._existing(cur, "interactions", "event_id", [e.event_id for e in events])

@@ -15,7 +15,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from maas_runtime.batcher import MicroBatcher
-from maas_runtime.errors import FieldViolation, InvalidArgument
+from maas_runtime.errors import FieldViolation, InvalidArgument, quote
 from maas_runtime.onnx_model import ModelLoadError, OnnxModel
 from maas_runtime.settings import ModelSettings
 from nlp_analysis import ner, zero_shot
@@ -207,7 +207,7 @@ class NlpPipeline:
             if len(lab) > s.max_label_chars:
                 raise InvalidArgument(f"candidate_labels[{i}]", f"longer than {s.max_label_chars} characters")
             if lab in seen:
-                raise InvalidArgument(f"candidate_labels[{i}]", f"duplicate label {lab!r}")
+                raise InvalidArgument(f"candidate_labels[{i}]", f"duplicate label {quote(lab)}")
             seen.add(lab)
         if template and (template.count(zero_shot.PLACEHOLDER) != 1 or len(template) > s.max_label_chars):
             raise InvalidArgument("hypothesis_template", "must contain exactly one '{}' and be at most "
@@ -217,7 +217,7 @@ class NlpPipeline:
         known = sorted(set(self.builtin_groups))
         for i, g in enumerate(groups):
             if g not in known:
-                raise InvalidArgument(f"label_groups[{i}]", f"unknown group {g!r}; known: {', '.join(known)}")
+                raise InvalidArgument(f"label_groups[{i}]", f"unknown group {quote(g)}; known: {', '.join(known)}")
 
     # ---- tasks ---------------------------------------------------------------------------------
     async def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import AsyncIterator, Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from maas_runtime.errors import FieldViolation, InvalidArgument
+from maas_runtime.errors import FieldViolation, InvalidArgument, quote
 from maas_runtime.generation import DecoderModel, FinishReason, GenerationEngine, SamplingParams
 from maas_runtime.onnx_model import ModelLoadError, OnnxModel
 from text_generator.chat import ChatTemplate, ChatTemplateError
@@ -147,7 +147,7 @@ class TextGenPipeline:
             for i, (role, content) in enumerate(messages):
                 if role not in self.roles:
                     bad.append(FieldViolation(f"messages[{i}].role",
-                                              f"unknown role {role!r}; known: {', '.join(self.roles)}"))
+                                              f"unknown role {quote(role)}; known: {', '.join(self.roles)}"))
                 chars += len(content)
             if chars > s.max_prompt_chars:
                 bad.append(FieldViolation("messages", f"{chars} characters; at most {s.max_prompt_chars}"))

@@ -205,6 +205,9 @@ class GenerationEngine:
         self._service_s = 1.0  # moving average of a request's time in the engine (for the retry hint)
         self.steps = 0  # decoding steps run (tests and benchmarks read these)
         self.step_rows = 0  # rows summed over those steps
+        log.info("generation engine", extra={"model": self.name, "max_batch_size": self.max_batch_size,
+                                             "kv_cache": f"{model.store.device} {model.kv_dtype.name}",
+                                             "io_binding": model.io_binding})
 
     # ---- public API ------------------------------------------------------------------------------
     @property
