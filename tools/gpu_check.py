@@ -37,6 +37,14 @@ STREAMS = (1, 8, 32, 64)
 MUSIC_STREAMS = (1, 8)
 NEW_TOKENS = 128
 WINDOW_S = 8.0
+DRY = {"run": False}  # --dry-run: what would run on CUDA runs on the CPU provider (to check the script here)
+
+
+def device(provider: str) -> tuple[str, bool]:
+    """(providers setting, require a GPU) for a provider of the check."""
+    if provider == "cuda" and not DRY["run"]:
+        return "cuda", True
+    return "cpu", False
 PROMPTS = [
     "Write a long story about a lighthouse keeper who finds a message in a bottle.",
     "Explain in detail how a piano produces sound, from the key to the string.",
@@ -79,7 +87,7 @@ def gpu_memory() -> str:
 async def text_rows(models: Path, provider: str, prompts: list[list[int]]) -> dict[tuple[str, int], dict]:
     rows = {}
     for name, bound in text_variants(models, provider):
-        dec = Decoder(models, name, provider, io_binding=bound, require_gpu=provider == "cuda")
+        dec = Decoder(models, name, device(provider)[0], io_binding=bound, require_gpu=device(provider)[1])
         for clients in STREAMS:
             engine = dec.engine(max_batch_size=clients)
             await streams(engine, prompts, clients, 4, window_s=0.5, warmup_s=0)  # every shape once
@@ -98,7 +106,7 @@ async def agreement(models: Path, prompts_dir: Path) -> list[int | None]:
     manifest = json.loads((models / TEXT / "1" / "manifest.json").read_text())
     reference = manifest["evaluation"]["pytorch_greedy_reference"]
     prompts = json.loads((prompts_dir / "parity_prompts.json").read_text())
-    dec = Decoder(models, f"{TEXT}-fp16", "cuda", io_binding=True, require_gpu=True)
+    dec = Decoder(models, f"{TEXT}-fp16", device("cuda")[0], io_binding=True, require_gpu=device("cuda")[1])
     engine = dec.engine(max_batch_size=4)
     firsts = []
     for prompt, ref in zip(prompts, reference["tokens"]):
@@ -127,7 +135,8 @@ def nlp_rows(models: Path, provider: str) -> dict[tuple[str, int], float]:
     from maas_runtime.settings import ModelSettings
 
     rows = {}
-    settings = ModelSettings(providers=provider, executor_workers=1, require_gpu=provider == "cuda")
+    where, strict = device(provider)
+    settings = ModelSettings(providers=where, executor_workers=1, require_gpu=strict)
     for name in ("text-encoder", "sentiment"):
         if not (models / name).is_dir():
             continue
@@ -150,7 +159,7 @@ def embeddings(models: Path, provider: str) -> np.ndarray:
     from maas_runtime.onnx_model import OnnxModel
     from maas_runtime.settings import ModelSettings
 
-    model = OnnxModel.load(models, "text-encoder", ModelSettings(providers=provider), BoundedExecutor(1))
+    model = OnnxModel.load(models, "text-encoder", ModelSettings(providers=device(provider)[0]), BoundedExecutor(1))
     out = model.run(encoder_batch(model, SENTENCES))
     model.executor.shutdown()
     return next(iter(out.values()))
@@ -160,7 +169,7 @@ async def music_rows(models: Path, provider: str, prompts: list[list[int]]) -> d
     name = f"{MUSIC}-fp16" if provider == "cuda" else MUSIC
     if not (models / name).is_dir():
         return {}
-    dec = Decoder(models, name, provider, io_binding=provider == "cuda", require_gpu=provider == "cuda")
+    dec = Decoder(models, name, device(provider)[0], io_binding=provider == "cuda", require_gpu=device(provider)[1])
     rows = {}
     for clients in MUSIC_STREAMS:
         engine = dec.engine(max_batch_size=clients)
@@ -174,12 +183,18 @@ async def music_rows(models: Path, provider: str, prompts: list[list[int]]) -> d
 
 
 def main() -> None:
+    global WINDOW_S
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--prompts", type=Path, default=None, help="folder of parity_prompts.json / music_prompts.json "
                     "(tools/gpu-stage.sh writes them); default: made here from the models")
     ap.add_argument("--providers", default="cuda,cpu")
+    ap.add_argument("--window", type=float, default=WINDOW_S, help="seconds a measurement counts tokens")
+    ap.add_argument("--dry-run", action="store_true", help="run the CUDA half on the CPU provider (checks the "
+                    "script where there is no GPU; its figures mean nothing)")
     args = ap.parse_args()
+    DRY["run"] = args.dry_run
+    WINDOW_S = args.window
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     import onnxruntime as ort
 
