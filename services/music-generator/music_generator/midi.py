@@ -23,8 +23,9 @@ class Primer:
     program: int | None
 
 
-def read_primer(data: bytes, *, max_notes: int) -> Primer:
-    """Every note-on/off pair of every non-drum channel, merged; the first time signature, tempo and program."""
+def read_primer(data: bytes, *, max_notes: int, max_quarters: float = 4096) -> Primer:
+    """Every note-on/off pair of every non-drum channel, merged; the first time signature, tempo and program. At
+    most ``max_notes`` notes (re-struck ones count) within ``max_quarters`` quarter notes from the start."""
     try:
         mid = mido.MidiFile(file=io.BytesIO(data))
     except Exception as e:  # noqa: BLE001 - mido raises many types on bad bytes; all mean "not MIDI"
@@ -38,14 +39,20 @@ def read_primer(data: bytes, *, max_notes: int) -> Primer:
     bpm: float | None = None
     program: int | None = None
     notes: list[tuple[float, float, int]] = []
+    limit = max_quarters * tpq
     for track in mid.tracks:
         now = 0
         sounding: dict[tuple[int, int], int] = {}
         for msg in track:
             now += msg.time
+            if now > limit and msg.type in ("note_on", "note_off"):
+                raise MidiError(f"a note event at quarter note {now / tpq:.0f}; a primer spans at most "
+                                f"{max_quarters:g} quarter notes")
             if msg.type == "time_signature" and ts is None:
                 ts = (msg.numerator, msg.denominator)
             elif msg.type == "set_tempo" and bpm is None:
+                if msg.tempo <= 0:
+                    raise MidiError("set_tempo of 0 microseconds a quarter note is not a tempo")
                 bpm = mido.tempo2bpm(msg.tempo)
             elif msg.type == "program_change" and program is None and msg.channel != 9:
                 program = msg.program
@@ -59,8 +66,8 @@ def read_primer(data: bytes, *, max_notes: int) -> Primer:
                     start = sounding.pop(k)
                     if now > start:
                         notes.append((start / tpq, (now - start) / tpq, msg.note))
-                        if len(notes) > max_notes:
-                            raise MidiError(f"more than {max_notes} notes: send a shorter primer")
+                if len(notes) > max_notes:
+                    raise MidiError(f"more than {max_notes} notes: send a shorter primer")
     notes.sort()
     return Primer(notes, ts, bpm, program)
 

@@ -177,7 +177,8 @@ class MusicPipeline:
                 bad.append(FieldViolation("primer_midi", f"is {len(req.primer_midi)} bytes; at most {s.max_primer_bytes}"))
             else:
                 try:
-                    primer = read_primer(req.primer_midi, max_notes=s.max_primer_notes)
+                    primer = read_primer(req.primer_midi, max_notes=s.max_primer_notes,
+                                         max_quarters=s.max_primer_quarters)
                     if not primer.notes:
                         raise MidiError("it has no notes to continue")
                 except MidiError as e:

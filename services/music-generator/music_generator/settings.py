@@ -30,6 +30,7 @@ class MusicGenSettings(ServerSettings, ModelSettings):
     max_tempo_bpm: float = Field(300.0, gt=0)
     max_primer_bytes: int = Field(256 * 1024, ge=64)
     max_primer_notes: int = Field(2000, ge=1)
+    max_primer_quarters: float = Field(1024.0, gt=0, description="the last note event of a primer, in quarters")
     default_bars: int = Field(8, ge=1)
     default_temperature: float = Field(1.0, gt=0)
     default_top_p: float = Field(0.95, gt=0, le=1)

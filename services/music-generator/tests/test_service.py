@@ -158,6 +158,39 @@ async def test_fuzzed_primers_are_refused_and_the_server_keeps_serving(stub):
     assert ok.notes
 
 
+def hostile_midi(events: list) -> bytes:
+    """A one-track MIDI file of ``events`` (mido messages with their delta times)."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    mid.tracks.append(mido.MidiTrack(events))
+    out = io.BytesIO()
+    mid.save(file=out)
+    return out.getvalue()
+
+
+def notes(n: int, restrike: bool = False) -> list:
+    """``n`` notes on pitch 60; re-struck while sounding (no note-off between them) when ``restrike``."""
+    events = []
+    for _ in range(n):
+        events.append(mido.Message("note_on", note=60, velocity=80, time=240))
+        if not restrike:
+            events.append(mido.Message("note_off", note=60, velocity=0, time=240))
+    return events
+
+
+@pytest.mark.parametrize("events, says", [
+    ([mido.MetaMessage("set_tempo", tempo=0, time=0), *notes(4)], "set_tempo"),
+    ([*notes(2), mido.Message("note_on", note=62, velocity=80, time=480 * 10**6),
+      mido.Message("note_off", note=62, velocity=0, time=480)], "quarter notes"),
+    (notes(2500, restrike=True), "more than 2000 notes"),
+], ids=["tempo-0", "huge-delta-time", "re-struck-notes-over-the-limit"])
+async def test_hostile_primers_are_invalid_argument_naming_primer_midi(stub, events, says):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Compose(pb.ComposeRequest(style="folk", primer_midi=hostile_midi(events), bars=1, seed=1))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and violations(err.value) == ["primer_midi"]
+    assert says in err.value.details()
+    assert (await stub.Compose(pb.ComposeRequest(style="folk", bars=1, seed=1))).notes
+
+
 async def test_concurrent_requests_share_the_engine_and_each_gets_its_piece(stub, music_server):
     engine = music_server[0].pipeline.engine
     rows = engine.step_rows
