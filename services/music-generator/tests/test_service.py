@@ -171,7 +171,7 @@ def notes(n: int, restrike: bool = False) -> list:
     """``n`` notes on pitch 60; re-struck while sounding (no note-off between them) when ``restrike``."""
     events = []
     for _ in range(n):
-        events.append(mido.Message("note_on", note=60, velocity=80, time=240))
+        events.append(mido.Message("note_on", note=60, velocity=80, time=48 if restrike else 240))
         if not restrike:
             events.append(mido.Message("note_off", note=60, velocity=0, time=240))
     return events
