@@ -16,7 +16,7 @@ from collections import deque
 from typing import Awaitable, Callable, Generic, Sequence, TypeVar
 
 from maas_runtime import metrics
-from maas_runtime.errors import Overloaded
+from maas_runtime.errors import InvalidArgument, Overloaded
 
 I = TypeVar("I")
 O = TypeVar("O")
@@ -50,6 +50,9 @@ class MicroBatcher(Generic[I, O]):
         """Queue the items of one request and wait for their results, in order."""
         if not items:
             return []
+        if len(items) > self.max_queue_size:  # never fits, however long the caller waits: no retry hint
+            raise InvalidArgument("request", f"{len(items)} items for model {self.name}; it queues at most "
+                                             f"{self.max_queue_size}")
         if len(self._queue) + len(items) > self.max_queue_size:
             metrics.QUEUE_REJECTED.labels(self.name).inc(len(items))
             # Rough time to drain the queue ahead: batches of max_batch_size, a few ms each.

@@ -49,6 +49,18 @@ async def test_full_queue_is_refused_with_a_retry_hint_and_later_requests_pass()
     await b.close()
 
 
+async def test_a_request_larger_than_the_queue_is_invalid_without_a_retry_hint():
+    """It could never be queued: no retry helps, so it is not RESOURCE_EXHAUSTED with a hint."""
+    from maas_runtime.errors import InvalidArgument
+
+    b, _ = make(max_queue_size=4)
+    with pytest.raises(InvalidArgument) as err:
+        await b.submit([1, 2, 3, 4, 5])
+    assert "at most 4" in err.value.message
+    assert await b.submit([1, 2, 3, 4]) == [10, 20, 30, 40]
+    await b.close()
+
+
 async def test_a_failed_batch_fails_every_waiter_and_the_batcher_keeps_going():
     b, _ = make(max_batch_size=8, max_delay_s=0.05)
     results = await asyncio.gather(b.submit(["boom"]), b.submit(["a"]), return_exceptions=True)

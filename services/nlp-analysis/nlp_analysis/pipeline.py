@@ -131,6 +131,9 @@ class EntityModel:
     async def __call__(self, texts: Sequence[str]) -> list[list[ner.Entity]]:
         docs = await self.model.executor.run(self._documents, list(texts))
         windows = [w for d in docs for w in d.windows]
+        if len(windows) > self.batcher.max_queue_size:  # could never be queued: no retry would help
+            raise InvalidArgument("texts", f"{len(windows)} windows of {self.encoder.max_pieces} word pieces; at "
+                                           f"most {self.batcher.max_queue_size} a request: send shorter texts")
         probs = await self.batcher.submit(windows) if windows else []
         return await self.model.executor.run(self._decode, docs, probs)
 

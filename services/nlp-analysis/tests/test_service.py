@@ -166,6 +166,24 @@ async def test_full_queue_answers_resource_exhausted_with_retry_hint_and_recover
         await app.stop()
 
 
+async def test_a_document_with_more_windows_than_the_queue_is_invalid_not_retried_forever(make_settings):
+    """100,000 characters of punctuation (a word piece each) need more NER windows than the queue holds: that can
+    never succeed, so it is INVALID_ARGUMENT naming texts, not RESOURCE_EXHAUSTED with a retry hint."""
+    app = NlpApp(make_settings(max_queue_size=64))
+    port = await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = nlp_pb2_grpc.NlpAnalysisStub(ch)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ExtractEntities(nlp_pb2.ExtractEntitiesRequest(texts=["!?" * 50_000]))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "retry" not in err.value.details()
+            assert "texts" in err.value.details() and "at most 64" in err.value.details()
+            ok = await stub.ExtractEntities(nlp_pb2.ExtractEntitiesRequest(texts=["Ada Lovelace lived in London."]))
+            assert ok.results[0].entities
+    finally:
+        await app.stop()
+
+
 def test_strict_gpu_mode_refuses_to_start_without_a_gpu(make_settings):
     app = NlpApp(make_settings(require_gpu=True))
     with pytest.raises(ModelLoadError, match="GPU is required"):
