@@ -256,16 +256,17 @@ class NlpPipeline:
     async def _caller_labels(self, labels: list[str], template: str) -> np.ndarray:
         """Embeddings of the filled-in hypotheses, cached (callers reuse their label sets)."""
         keys = zero_shot.hypotheses(labels, template)
-        missing = [k for k in dict.fromkeys(keys) if k not in self._label_cache]
+        # what the cache holds now is taken before the await: another request may evict it meanwhile
+        found = {k: self._label_cache[k] for k in dict.fromkeys(keys) if k in self._label_cache}
+        missing = [k for k in dict.fromkeys(keys) if k not in found]
         if missing:
-            for k, v in zip(missing, await self.encoder(missing)):
-                self._label_cache[k] = v
-        out = np.stack([self._label_cache[k] for k in keys])
+            found.update(zip(missing, await self.encoder(missing)))
         for k in keys:
+            self._label_cache[k] = found[k]
             self._label_cache.move_to_end(k)
         while len(self._label_cache) > self.settings.label_cache_size:
             self._label_cache.popitem(last=False)
-        return out
+        return np.stack([found[k] for k in keys])
 
     async def entities(self, texts: Sequence[str]) -> list[list[ner.Entity]]:
         s = self.settings

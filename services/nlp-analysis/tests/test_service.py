@@ -184,6 +184,34 @@ async def test_a_document_with_more_windows_than_the_queue_is_invalid_not_retrie
         await app.stop()
 
 
+async def test_label_embeddings_evicted_during_an_await_are_not_lost(make_settings):
+    """A request whose labels were cached when it started, and evicted by another request while it waited for the
+    encoder, still answers (it was a KeyError, so INTERNAL)."""
+    app = NlpApp(make_settings(label_cache_size=2))
+    await app.start()
+    pipeline = app.pipeline
+    encode = pipeline.encoder
+
+    class SlowForNew:
+        async def __call__(self, texts):
+            if any("violin" in t for t in texts):
+                await asyncio.sleep(0.3)
+            return await encode(texts)
+
+    try:
+        await pipeline._caller_labels(["piano", "drums"], "This text is about {}.")
+        pipeline.encoder = SlowForNew()
+        first = asyncio.ensure_future(pipeline._caller_labels(["piano", "violin"], "This text is about {}."))
+        await asyncio.sleep(0.05)  # the first waits for "violin"; this one evicts "piano" meanwhile
+        await pipeline._caller_labels(["flute", "harp"], "This text is about {}.")
+        out = await first
+        assert out.shape[0] == 2 and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-3)
+        assert len(pipeline._label_cache) <= 2
+    finally:
+        pipeline.encoder = encode
+        await app.stop()
+
+
 def test_strict_gpu_mode_refuses_to_start_without_a_gpu(make_settings):
     app = NlpApp(make_settings(require_gpu=True))
     with pytest.raises(ModelLoadError, match="GPU is required"):
