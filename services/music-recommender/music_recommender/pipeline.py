@@ -206,6 +206,14 @@ class RecommenderPipeline:
             raise InvalidArgument("k", f"must be at most {self.settings.max_k}, got {k}")
 
     def _check_filters(self, f: Filters) -> None:
+        s = self.settings
+        for name in ("collections", "composers", "time_signatures", "exclude_track_ids"):
+            values = getattr(f, name)
+            if len(values) > s.max_filter_values:
+                raise InvalidArgument(f"filter.{name}", f"{len(values)} values; at most {s.max_filter_values}")
+            for i, v in enumerate(values):
+                if len(v) > s.max_id_chars:
+                    raise InvalidArgument(f"filter.{name}[{i}]", f"longer than {s.max_id_chars} characters")
         if f.min_part_count < 0:
             raise InvalidArgument("filter.min_part_count", "must not be negative")
         if f.max_part_count < 0:
@@ -477,6 +485,11 @@ class RecommenderPipeline:
                 raise InvalidArgument(f"tracks[{i}].{name}", "must not be negative")
         if not (t.title.strip() or t.description.strip()):
             raise InvalidArgument(f"tracks[{i}].title", "a track needs a title or a description")
+        if len(t.tags) > s.max_tags:
+            raise InvalidArgument(f"tracks[{i}].tags", f"{len(t.tags)} tags; at most {s.max_tags}")
+        for j, tag in enumerate(t.tags):
+            if len(tag) > s.max_id_chars:
+                raise InvalidArgument(f"tracks[{i}].tags[{j}]", f"longer than {s.max_id_chars} characters")
 
     async def upsert(self, tracks: Sequence[CatalogTrack]) -> tuple[int, int, int]:
         s = self.settings

@@ -27,6 +27,8 @@ class RecommenderSettings(ServerSettings, ModelSettings):
     max_events: int = Field(1000, ge=1, description="events per RecordInteractions")
     max_upsert_tracks: int = Field(256, ge=1, description="tracks per UpsertTracks")
     max_id_chars: int = Field(200, ge=1)
+    max_filter_values: int = Field(100, ge=1, description="values of each list in a filter")
+    max_tags: int = Field(32, ge=1, description="tags of an upserted track")
     max_text_chars: int = Field(4000, ge=1, description="characters of a track's text fields")
     history_limit: int = Field(500, ge=1, description="latest events of a user read per request")
     query_cache_size: int = Field(4096, ge=0, description="query_text embeddings kept (LRU); 0: off")

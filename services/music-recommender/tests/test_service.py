@@ -183,6 +183,15 @@ async def test_bad_requests_get_precise_statuses(stub, recommender):
                  "tracks[0].track_id")
     await expect(INVALID, stub.UpsertTracks(pb.UpsertTracksRequest(
         tracks=[pb.CatalogTrack(track_id="a", title="x")] * 2)), "tracks[1].track_id")
+    # filters and tags are bounded: a list of 101 values, a value or a tag over 200 characters, 33 tags
+    await expect(INVALID, rec(pb.RecommendRequest(query_text="jig", k=5, filter=pb.RecommendationFilter(
+        collections=["bach"] * 101))), "filter.collections")
+    await expect(INVALID, rec(pb.RecommendRequest(query_text="jig", k=5, filter=pb.RecommendationFilter(
+        exclude_track_ids=["x" * 201]))), "filter.exclude_track_ids[0]")
+    await expect(INVALID, stub.UpsertTracks(pb.UpsertTracksRequest(
+        tracks=[pb.CatalogTrack(track_id="a", title="x", tags=["t"] * 33)])), "tracks[0].tags")
+    await expect(INVALID, stub.UpsertTracks(pb.UpsertTracksRequest(
+        tracks=[pb.CatalogTrack(track_id="a", title="x", tags=["t" * 201])])), "tracks[0].tags[0]")
     # the server keeps serving
     assert len((await rec(pb.RecommendRequest(query_text="jig", k=2))).recommendations) == 2
     async with grpc.aio.insecure_channel(recommender[1]) as ch:
