@@ -13,6 +13,7 @@ Calls are blocking; the pipeline runs them on its own single-thread executor.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -24,6 +25,8 @@ import numpy as np
 
 from maas_runtime.errors import FailedPrecondition, NotFound, quote
 from music_recommender.catalog import CatalogTrack
+
+log = logging.getLogger("maas.recommender.store")
 
 EVENT_KINDS = ("play", "like", "skip", "rating")
 
@@ -248,10 +251,21 @@ class _Tx:
         return cur
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.conn.commit()  # returns after the fsync: only then is the caller answered
-        else:
+        if exc_type is not None:
             self.conn.rollback()
+            return
+        try:
+            self.conn.commit()  # returns after the fsync: only then is the caller answered
+        except BaseException:
+            _rollback_quietly(self.conn.rollback)  # a failed COMMIT leaves the transaction open: end it
+            raise
+
+
+def _rollback_quietly(rollback: Any) -> None:
+    try:
+        rollback()
+    except Exception:  # noqa: BLE001 - the connection may be gone; the COMMIT's own error is what the caller gets
+        log.warning("rollback after a failed commit failed too", exc_info=True)
 
 
 class SqliteStore(_SqlStore):
@@ -275,7 +289,14 @@ class SqliteStore(_SqlStore):
 
         class Tx(_Tx):
             def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                if exc_type is not None:
+                    db.execute("ROLLBACK")
+                    return
+                try:
+                    db.execute("COMMIT")
+                except BaseException:
+                    _rollback_quietly(lambda: db.execute("ROLLBACK"))  # else every later BEGIN fails
+                    raise
 
         return Tx(db, "BEGIN IMMEDIATE")
 

@@ -98,3 +98,31 @@ async def test_a_database_outage_is_unavailable_and_the_service_recovers(start_a
         postgres_cluster.start()
         assert (await stub.RecordInteractions(batch(2))).recorded == 1
         assert (await stub.GetTrack(pb.GetTrackRequest(track_id=track))).interaction_count == 2
+
+
+def test_a_failed_commit_is_rolled_back_and_the_store_goes_on(tmp_path):
+    """A COMMIT that fails (disk I/O error) used to leave its transaction open, so every later write failed with
+    "cannot start a transaction within a transaction"; now it is rolled back, and the next write lands."""
+    import sqlite3
+
+    s = open_store(f"sqlite:///{tmp_path}/store.sqlite3")
+    real = s._db
+
+    class CommitFailsOnce:
+        failed = False
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and not self.failed:
+                self.failed = True
+                raise sqlite3.OperationalError("disk I/O error")
+            return real.execute(sql, *args)
+
+    s._db = CommitFailsOnce()
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        s.upsert_tracks([track(1)])
+    assert s.upsert_tracks([track(2)]) == (1, 0)
+    assert s.track_count() == 1 and set(s.get_tracks(["t1", "t2"])) == {"t2"}
+    s.close()
