@@ -7,6 +7,8 @@ key distribution; the miditok tokenizer file); the pipeline only follows it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
-from maas_runtime.errors import FieldViolation, InvalidArgument, quote
+from maas_runtime.errors import FieldViolation, InvalidArgument, Overloaded, quote
 from maas_runtime.generation import DecoderModel, FinishReason, GenerationEngine, SamplingParams
 from maas_runtime.onnx_model import OnnxModel
 from music_generator import render
@@ -119,6 +121,8 @@ class MusicPipeline:
         self.context_length = decoder.context_length
         self.engine = GenerationEngine(decoder, model.executor, max_batch_size=settings.batch_size(model.provider),
                                        max_queue_size=settings.max_queue_size)
+        self._renders = asyncio.Semaphore(settings.max_concurrent_renders)  # FluidSynth processes, piano rolls
+        self._render_waiting = 0
 
     async def warmup(self) -> None:
         style = next(iter(self.styles))
@@ -262,13 +266,36 @@ class MusicPipeline:
             if done.duration_seconds > s.max_render_seconds:
                 raise InvalidArgument("render.audio", f"the piece lasts {done.duration_seconds:.0f}s; audio is "
                                                       f"rendered up to {s.max_render_seconds:.0f}s")
-            done.wav = await render.render_wav(midi, fluidsynth=s.fluidsynth, soundfont=s.soundfont,
-                                               sample_rate=req.sample_rate or 44100, timeout_s=s.render_timeout_s)
+            rate = req.sample_rate or 44100
+            wav_bytes = render.wav_size(done.duration_seconds, rate)
+            if wav_bytes + len(midi) > s.max_message_bytes:  # known before rendering: refuse now, no retry helps
+                raise InvalidArgument("render.audio", f"its WAV would be about {wav_bytes / 2**20:.1f} MiB at {rate} Hz;"
+                                                      f" an answer holds at most {s.max_message_bytes / 2**20:.0f} MiB:"
+                                                      " ask for fewer bars or a lower render.sample_rate")
+            async with self._render_slot():
+                done.wav = await render.render_wav(midi, fluidsynth=s.fluidsynth, soundfont=s.soundfont,
+                                                   sample_rate=rate, timeout_s=s.render_timeout_s)
         if req.piano_roll:
-            done.png = await self.model.executor.run(
-                lambda: render.piano_roll_png(notes, bars=bars, bar_beats=bar_beats,
-                                              primer_notes=len(plan.primer_notes)))
+            async with self._render_slot():
+                done.png = await self.model.executor.run(
+                    lambda: render.piano_roll_png(notes, bars=bars, bar_beats=bar_beats,
+                                                  primer_notes=len(plan.primer_notes)))
         yield ComposeEvent(done=done)
+
+    @contextlib.asynccontextmanager
+    async def _render_slot(self) -> AsyncIterator[None]:
+        """One of ``max_concurrent_renders`` rendering slots; RESOURCE_EXHAUSTED when as many again already wait."""
+        if self._renders.locked() and self._render_waiting >= self.settings.max_concurrent_renders:
+            raise Overloaded(f"{self._render_waiting} renders waiting", retry_after_s=1.0)
+        self._render_waiting += 1
+        try:
+            await self._renders.acquire()
+        finally:
+            self._render_waiting -= 1
+        try:
+            yield
+        finally:
+            self._renders.release()
 
     async def compose(self, req: ComposeRequest, deadline: float | None = None) -> Composition:
         stream = self.stream(req, deadline)

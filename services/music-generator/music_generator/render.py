@@ -13,6 +13,12 @@ from maas_runtime.errors import DeadlineExceeded, Unavailable
 from music_generator.vocab import Note
 
 ROW_PX, BEAT_PX, MARGIN = 4, 24, 8
+RELEASE_TAIL_S = 2.0  # FluidSynth renders the last notes' release past the end of the MIDI file
+
+
+def wav_size(duration_s: float, sample_rate: int) -> int:
+    """Bytes of the 16-bit stereo WAV ``render_wav`` makes of a piece this long (header and release tail too)."""
+    return 44 + int((duration_s + RELEASE_TAIL_S) * sample_rate) * 4
 
 
 async def render_wav(midi: bytes, *, fluidsynth: str, soundfont: Path, sample_rate: int, timeout_s: float) -> bytes:

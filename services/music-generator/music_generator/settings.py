@@ -38,6 +38,8 @@ class MusicGenSettings(ServerSettings, ModelSettings):
     fluidsynth: str = "fluidsynth"
     soundfont: Path = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
     render_timeout_s: float = Field(60.0, gt=0)
+    # renders (FluidSynth processes, piano rolls) at once; as many again may wait, more is RESOURCE_EXHAUSTED
+    max_concurrent_renders: int = Field(2, ge=1)
     max_render_seconds: float = Field(600.0, gt=0, description="longest piece (in seconds) rendered to audio")
 
     def served_model(self) -> str:

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from maas.music.v1 import generator_pb2 as pb
 from maas.music.v1 import generator_pb2_grpc
 from maas_runtime.testing import violations
+from music_generator.app import MusicGenApp
 from music_generator.vocab import parse_key
 
 
@@ -104,9 +105,59 @@ async def test_renders_audio_and_a_piano_roll(stub):
     assert rate == 22050
     seconds = (len(r.wav) - 44) / (rate * channels * 2)
     assert r.duration_seconds <= seconds < r.duration_seconds + 4  # the piece plus the release tail
+    from music_generator.render import wav_size
+
+    assert abs(wav_size(r.duration_seconds, rate) - len(r.wav)) <= 2 * rate * channels * 2  # the estimate holds
     assert r.piano_roll_png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", r.piano_roll_png[16:24])
     assert width > 100 and height > 40
+
+
+async def test_a_wav_over_the_message_limit_is_refused_before_it_is_rendered(make_music_settings, monkeypatch):
+    from music_generator import render
+
+    def never(*args, **kw):
+        raise AssertionError("rendered although the answer could not carry it")
+
+    monkeypatch.setattr(render, "render_wav", never)
+    app = MusicGenApp(make_music_settings(max_message_bytes=1 << 20))
+    port = await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = generator_pb2_grpc.MusicGeneratorStub(ch)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Compose(pb.ComposeRequest(style="folk", bars=4, seed=1, tempo_bpm=60,
+                                                     render=pb.RenderOptions(audio=True, sample_rate=96000)))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and violations(err.value) == ["render.audio"]
+            assert "MiB" in err.value.details() and "retry" not in err.value.details()
+    finally:
+        await app.stop()
+
+
+async def test_renders_wait_for_a_slot_and_beyond_the_waiting_room_are_refused(make_music_settings):
+    from maas_runtime.errors import Overloaded
+
+    app = MusicGenApp(make_music_settings(max_concurrent_renders=1))
+    await app.start()
+    try:
+        pipeline = app.pipeline
+        release = asyncio.Event()
+
+        async def hold():
+            async with pipeline._render_slot():
+                await release.wait()
+
+        running, waiting = asyncio.ensure_future(hold()), asyncio.ensure_future(hold())
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded):  # one rendering, one waiting: the next is refused with a retry hint
+            async with pipeline._render_slot():
+                pass
+        release.set()
+        await asyncio.gather(running, waiting)
+        async with pipeline._render_slot():  # free again
+            pass
+    finally:
+        await app.stop()
 
 
 @pytest.mark.parametrize("request_,field", [
