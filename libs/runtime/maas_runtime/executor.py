@@ -30,8 +30,14 @@ class BoundedExecutor:
         return self._pending
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker; RESOURCE_EXHAUSTED when ``max_pending`` runs are already pending."""
         if self._pending >= self.max_pending:
             raise Overloaded(f"inference executor full ({self._pending} pending)", retry_after_s=0.05)
+        return await self.run_scheduled(fn, *args)
+
+    async def run_scheduled(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker, never refused: for callers that bound themselves (a generation engine's
+        scheduler has one run in flight at a time), whose refusal would fail every request they carry."""
         self._pending += 1
         try:
             ctx = contextvars.copy_context()  # keeps the request id in worker-thread logs

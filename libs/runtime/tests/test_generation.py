@@ -471,3 +471,25 @@ def test_batch_sizes_and_binding_follow_the_provider():
     assert s.binds("CUDAExecutionProvider") and not s.binds("CPUExecutionProvider")
     assert ModelSettings(io_binding="on").binds("CPUExecutionProvider")
     assert not ModelSettings(io_binding="off").binds("CUDAExecutionProvider")
+
+
+async def test_a_full_executor_refuses_others_but_never_fails_running_generations(tmp_path):
+    """KServe calls may fill the executor the engine shares; the engine's own steps are never refused."""
+    import threading
+
+    write_tiny_decoder(tmp_path, vocab=VOCAB, context_length=64)
+    executor = BoundedExecutor(1, max_pending=1)
+    model = OnnxModel.load(tmp_path, "tiny-decoder", ModelSettings(providers="cpu", intra_op_threads=1), executor)
+    eng = engine(DecoderModel(model))
+    gate = threading.Event()
+    blocker = asyncio.ensure_future(executor.run(gate.wait, 5))
+    await asyncio.sleep(0.05)
+    with pytest.raises(Overloaded):
+        await executor.run(lambda: None)
+    running = asyncio.ensure_future(collect(eng.generate([1, 2, 3], SamplingParams(max_new_tokens=4, **GREEDY))))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert [e.token_id for e in await running] == tiny_greedy([1, 2, 3], 4, VOCAB)
+    await blocker
+    await eng.close()
+    executor.shutdown()

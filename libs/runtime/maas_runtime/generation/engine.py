@@ -450,7 +450,7 @@ class GenerationEngine:
     async def _run_prefill(self, plan: _Prefill) -> None:
         self._in_prefill = plan.seqs
         try:
-            results = await self.executor.run(self._prefill_sync, plan)
+            results = await self.executor.run_scheduled(self._prefill_sync, plan)
         except Exception as exc:  # noqa: BLE001 - the model failed: these requests fail, the engine goes on
             log.error("prefill failed", exc_info=exc, extra={"model": self.name})
             for seq in plan.seqs:
@@ -537,7 +537,8 @@ class GenerationEngine:
         joining, self._joining = self._joining, []
         self._stepping = [*(self._rows[i] for i in keep), *(j[2] for j in joining)]
         try:
-            batch, rows, sampled = await self.executor.run(self._decode_sync, self._batch, self._rows, keep, joining)
+            batch, rows, sampled = await self.executor.run_scheduled(self._decode_sync, self._batch, self._rows, keep,
+                                                                     joining)
         except Exception as exc:  # noqa: BLE001 - the batch is lost: its requests fail, the engine goes on
             log.error("decoding step failed", exc_info=exc, extra={"model": self.name})
             for seq in self._stepping:
