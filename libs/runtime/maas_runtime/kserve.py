@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 import grpc
@@ -65,7 +66,24 @@ def _names(specs: Iterable[TensorSpec]) -> str:
     return ", ".join(s.name for s in specs)
 
 
-def _check_shape(shape: Sequence[int], spec: TensorSpec, field: str) -> tuple[int, ...]:
+@dataclass(frozen=True)
+class DynamicLimits:
+    """What a request may ask of an input's dynamic (-1) dimensions: the batch axis at most ``rows``, any other at
+    most ``length``, and all of them together (their product) at most ``elements``: the work of a run grows
+    with them, and an unbounded one could take the whole machine's memory."""
+
+    rows: int = 64
+    length: int = 4096
+    elements: int = 16384
+
+    @classmethod
+    def of(cls, manifest: Mapping[str, object]) -> "DynamicLimits":
+        length = int(manifest.get("context_length") or manifest.get("max_length") or 4096)  # type: ignore[arg-type]
+        return cls(length=length, elements=max(length, 16384))
+
+
+def _check_shape(shape: Sequence[int], spec: TensorSpec, field: str,
+                 limits: DynamicLimits | None = None) -> tuple[int, ...]:
     want = list(spec.shape)
     if len(shape) != len(want):
         raise InvalidArgument(field, f"{list(shape)} has rank {len(shape)}; input {spec.name!r} has rank "
@@ -76,6 +94,14 @@ def _check_shape(shape: Sequence[int], spec: TensorSpec, field: str) -> tuple[in
         if fixed != -1 and got != fixed:
             raise InvalidArgument(field, f"dimension {i} is {got} but input {spec.name!r} needs {fixed} "
                                          f"(shape {want}, -1: any size)")
+        bound = None if limits is None or fixed != -1 else limits.rows if i == 0 else limits.length
+        if bound is not None and got > bound:
+            raise InvalidArgument(field, f"dimension {i} is {got}; input {spec.name!r} takes at most {bound} there")
+    if limits is not None:
+        dynamic = math.prod(int(d) for d, fixed in zip(shape, want) if fixed == -1)
+        if dynamic > limits.elements:
+            raise InvalidArgument(field, f"{list(shape)}: its dynamic dimensions make {dynamic} elements; input "
+                                         f"{spec.name!r} takes at most {limits.elements}")
     return tuple(int(d) for d in shape)
 
 
@@ -182,8 +208,10 @@ def _check_finite(array: np.ndarray, field: str) -> None:
         raise InvalidArgument(field, f"element {k} is {array.ravel()[k]}; values must be finite")
 
 
-def decode_inputs(request: pb.ModelInferRequest, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
-    """The request's input tensors as numpy arrays keyed by name, validated against the model's inputs."""
+def decode_inputs(request: pb.ModelInferRequest, specs: Sequence[TensorSpec],
+                  limits: DynamicLimits | None = None) -> dict[str, np.ndarray]:
+    """The request's input tensors as numpy arrays keyed by name, validated against the model's inputs (and its
+    dynamic dimensions against ``limits``)."""
     by_name = {s.name: s for s in specs}
     raw = request.raw_input_contents
     if not request.inputs:
@@ -207,7 +235,7 @@ def decode_inputs(request: pb.ModelInferRequest, specs: Sequence[TensorSpec]) ->
                                                         f"{spec.name!r} is {spec.datatype}")
         if spec.datatype not in NUMPY_DTYPES:
             raise Unimplemented(f"input {spec.name!r} has datatype {spec.datatype}, which this endpoint cannot carry")
-        shape = _check_shape(tensor.shape, spec, f"{prefix}.shape")
+        shape = _check_shape(tensor.shape, spec, f"{prefix}.shape", limits)
         _check_params(tensor.parameters, _UNSUPPORTED_INPUT_PARAMS, f"{prefix}.parameters")
         if raw:
             if tensor.HasField("contents"):
@@ -324,7 +352,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: pb.ModelInferRequest,
                          context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
         model = self._model(request.model_name, request.model_version, "model_name")
-        feeds = decode_inputs(request, model.inputs)
+        feeds = decode_inputs(request, model.inputs, DynamicLimits.of(model.manifest))
         names = requested_outputs(request, model.outputs)
         if not model.ready:
             raise Unavailable(f"model {model.name!r} is not ready yet")

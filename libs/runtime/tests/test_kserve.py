@@ -216,6 +216,29 @@ def test_typed_int_range_checked() -> None:
     assert info.value.violations[0].field == "inputs[0].contents.int_contents"
 
 
+def test_dynamic_dimensions_are_bounded() -> None:
+    """A decoder's sequence axis or an encoder's batch axis cannot be asked to any size: the run's work (and
+    memory: attention grows with the square of the length) follows them."""
+    from maas_runtime.kserve import DynamicLimits
+
+    specs = (TensorSpec("input_ids", "INT64", (-1, -1)),)
+    limits = DynamicLimits.of({"context_length": 8192})
+    assert (limits.rows, limits.length, limits.elements) == (64, 8192, 16384)
+
+    def request(shape: list[int]) -> pb.ModelInferRequest:
+        r = pb.ModelInferRequest(model_name="m")
+        r.inputs.add(name="input_ids", datatype="INT64", shape=shape)
+        r.raw_input_contents.append(np.zeros(int(np.prod(shape)), "<i8").tobytes())
+        return r
+
+    assert decode_inputs(request([2, 8192]), specs, limits)["input_ids"].shape == (2, 8192)
+    for shape, says in (([1, 8193], "at most 8192"), ([65, 8], "at most 64"), ([4, 8192], "32768 elements")):
+        with pytest.raises(InvalidArgument) as info:
+            decode_inputs(request(shape), specs, limits)
+        assert info.value.violations[0].field == "inputs[0].shape" and says in info.value.message, shape
+    assert decode_inputs(request([100, 100]), specs)["input_ids"].shape == (100, 100)  # no limits: none
+
+
 # ---- over gRPC --------------------------------------------------------------------------------------------
 @pytest.mark.asyncio
 async def test_server_live_ready_and_metadata(served: Served) -> None:
