@@ -53,6 +53,10 @@ type Settings struct {
 	TLSKeyFile        string
 	TLSClientCAFile   string
 	MaxConnectionAge  time.Duration // 0: never
+	// gRPC keepalive, on the edge and on the upstream channels: a connection idle this long is pinged and closed
+	// when the ping goes unanswered for KeepaliveTimeout (a vanished peer gives back what its calls held).
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
 
 	Upstreams []UpstreamConfig // sorted by name
 
@@ -194,6 +198,8 @@ func LoadSettings(environ []string) (*Settings, error) {
 		TLSKeyFile:        e.str("TLS_KEY_FILE", ""),
 		TLSClientCAFile:   e.str("TLS_CLIENT_CA_FILE", ""),
 		MaxConnectionAge:  e.seconds("MAX_CONNECTION_AGE_S", 0, false),
+		KeepaliveTime:     e.seconds("KEEPALIVE_TIME_S", 30, false),
+		KeepaliveTimeout:  e.seconds("KEEPALIVE_TIMEOUT_S", 10, false),
 
 		RateLimitPerS:  e.number("RATE_LIMIT_PER_S", 0, false),
 		RateLimitBurst: e.integer("RATE_LIMIT_BURST", 0, 1, math.MaxInt32),

@@ -79,14 +79,17 @@ func NewGateway(s *Settings, log *Logger) (*Gateway, error) {
 		grpc.MaxSendMsgSize(s.MaxMessageBytes),
 		grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), // see upstream.go
 	}
+	params := keepalive.ServerParameters{Time: s.KeepaliveTime, Timeout: s.KeepaliveTimeout}
 	if s.MaxConnectionAge > 0 {
 		grace := s.Grace
 		if grace < time.Second {
 			grace = time.Second
 		}
-		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: s.MaxConnectionAge,
-			MaxConnectionAgeGrace: grace}))
+		params.MaxConnectionAge, params.MaxConnectionAgeGrace = s.MaxConnectionAge, grace
 	}
+	// clients may ping as often as every 5 s, with no call open too (SDKs that keep their channel alive)
+	opts = append(opts, grpc.KeepaliveParams(params),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}))
 	if s.TLSCertFile != "" {
 		edge, err := edgeCredentials(s)
 		if err != nil {

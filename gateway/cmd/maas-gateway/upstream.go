@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -149,6 +150,10 @@ func NewUpstream(config UpstreamConfig, s *Settings, creds credentials.Transport
 		grpc.WithUserAgent("maas-gateway"),
 		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow),
 		grpc.WithNoProxy(), // upstreams are internal: never through an HTTP proxy
+		// an upstream that vanished without closing is found out by its unanswered pings (the servers accept
+		// pings every 5 s and more, idle connections included)
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: s.KeepaliveTime, Timeout: s.KeepaliveTimeout,
+			PermitWithoutStream: true}),
 	}
 	if creds != nil {
 		opts = append(opts, grpc.WithTransportCredentials(creds))

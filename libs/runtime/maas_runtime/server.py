@@ -53,6 +53,16 @@ class ModelServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Keepalive: ping a connection idle this long and close it when the ack does not come back in time,
+            # so a client that vanished without closing (half-open TCP) gives its calls, and its generation
+            # slot, back; and accept the pings of clients that do the same (the gateway's upstream channels).
+            ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
+            ("grpc.http2.ping_timeout_ms", int(settings.keepalive_timeout_s * 1000)),  # (newer gRPC's name for it)
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+            ("grpc.http2.min_ping_interval_without_data_ms", int(settings.keepalive_time_s * 1000)),
         ]
         if settings.max_connection_age_s is not None:
             options += [("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),

@@ -35,6 +35,10 @@ class ServerSettings(BaseSettings):
     # Close each client connection after this long (with a grace for in-flight calls), so a client balancing
     # over DNS (the gateway, over a Kubernetes headless Service) re-resolves and finds new replicas. None: never.
     max_connection_age_s: float | None = Field(None, gt=0)
+    # gRPC keepalive: a connection idle this long is pinged, and closed when the ping is not answered within
+    # keepalive_timeout_s (a client gone without closing frees what it held, a generation slot included).
+    keepalive_time_s: float = Field(30.0, gt=0)
+    keepalive_timeout_s: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "ServerSettings":

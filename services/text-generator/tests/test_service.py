@@ -273,3 +273,64 @@ async def test_int8_model_holds_quality_and_reproduces_seeded_text(one_slot):
     request = pb.GenerateRequest(prompt="The old piano in the hall", max_new_tokens=16, temperature=0.8, seed=7)
     a, b = await stub.Generate(request), await stub.Generate(request)
     assert a.text == b.text and a.seed == 7
+
+
+class FreezingProxy:
+    """A TCP proxy on loopback that can stop forwarding without closing either side: to the server, its client
+    has vanished without a FIN or a RST (a half-open connection, as when a laptop's network drops)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.frozen = asyncio.Event()
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while not self.frozen.is_set():
+                data = await src.read(65536)
+                if not data or self.frozen.is_set():
+                    break
+                dst.write(data)
+                await dst.drain()
+            await asyncio.Event().wait() if self.frozen.is_set() else None  # frozen: hold both sockets open
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    async def close(self) -> None:
+        for w in self.writers:
+            w.transport.abort()
+        self.server.close()
+
+
+async def test_a_client_gone_without_closing_frees_its_generation_slot(make_settings):
+    """Server keepalive: the server pings; with the client gone silent the ping is never answered, the server
+    closes the connection, and the stream's decoding stops (its slot is free for others)."""
+    app = TextGenApp(make_settings(keepalive_time_s=1.0, keepalive_timeout_s=1.0))
+    port = await app.start()
+    proxy = FreezingProxy(port)
+    proxy_port = await proxy.start()
+    engine = app.pipeline.engine
+    try:
+        ch = grpc.aio.insecure_channel(f"127.0.0.1:{proxy_port}")
+        stub = textgen_pb2_grpc.TextGeneratorStub(ch)
+        call = stub.GenerateStream(pb.GenerateStreamRequest(prompt=COUNTING, max_new_tokens=1000, temperature=0))
+        await call.read()
+        assert engine.running == 1
+        proxy.frozen.set()
+        started = time.monotonic()
+        while engine.running and time.monotonic() - started < 20:
+            await asyncio.sleep(0.1)
+        assert engine.running == 0, "the vanished client kept its generation slot"
+        assert time.monotonic() - started < 10  # keepalive 1 s + timeout 1 s, and the step in flight
+        call.cancel()
+        await ch.close(grace=0)
+    finally:
+        await proxy.close()
+        await app.stop()
