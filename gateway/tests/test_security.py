@@ -66,6 +66,41 @@ async def _drain(call: Any) -> None:
         pass
 
 
+async def test_admin_methods_need_an_admin_key(suite: Any) -> None:
+    """GATEWAY_ADMIN_METHODS (the recommender's RetrainModel and UpsertTracks by default; the Echo test service's
+    ClientStream here) answer PERMISSION_DENIED to other keys; an admin key calls everything."""
+    admin = "/maas.testing.v1.Echo/ClientStream"
+    async with gateway(suite.upstreams(), api_keys="user-key", admin_api_keys="root-key",
+                       admin_methods=admin) as (_, address):
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+            echo = pb_grpc.EchoStub(ch)
+
+            def client_stream(key: str) -> Any:
+                return echo.ClientStream(iter([pb.EchoRequest(text="a")]), metadata=(("x-api-key", key),), timeout=5)
+
+            denied = await code_of(client_stream("user-key"))
+            assert denied == grpc.StatusCode.PERMISSION_DENIED
+            assert (await client_stream("root-key")).text
+            assert (await unary(address, (("x-api-key", "user-key"),))).text == "k"  # the rest stays open to it
+            assert (await unary(address, (("x-api-key", "root-key"),))).text == "k"
+
+
+async def test_health_watches_have_their_own_budget(suite: Any) -> None:
+    """Watches need no key, so they must not use up GATEWAY_MAX_CONCURRENT_RPCS: with one call allowed and two
+    watches open, a keyed call still goes through; a watch beyond GATEWAY_MAX_HEALTH_WATCHES is refused."""
+    async with gateway(suite.upstreams(), api_keys="k1", max_concurrent_rpcs=1, max_health_watches=2) as (_, address):
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=20) for _ in range(2)]
+            for w in watches:
+                assert (await w.read()).status == health_pb2.HealthCheckResponse.SERVING
+            assert (await unary(address, (("x-api-key", "k1"),))).text == "k"
+            third = health.Watch(health_pb2.HealthCheckRequest(), timeout=5)
+            assert await third.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            for w in watches:
+                w.cancel()
+
+
 async def test_rate_limit_per_key_with_retry_info(suite: Any) -> None:
     async with gateway(suite.upstreams(), api_keys="a,b", rate_limit_per_s=2, rate_limit_burst=2) as (_, address):
         async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:

@@ -48,20 +48,46 @@ func TestPresentedKey(t *testing.T) {
 }
 
 func TestKeyring(t *testing.T) {
-	k := NewKeyring([]string{"a", "b"}, 1, 1)
-	if r := k.Admit(metadata.Pairs("x-api-key", "a")); r != nil {
+	k := NewKeyring([]string{"a", "b"}, nil, nil, 1, 1)
+	if r := k.Admit(metadata.Pairs("x-api-key", "a"), "/m.S/A"); r != nil {
 		t.Fatal(r)
 	}
-	r := k.Admit(metadata.Pairs("x-api-key", "a"))
+	r := k.Admit(metadata.Pairs("x-api-key", "a"), "/m.S/A")
 	if r == nil || r.st.Code() != codes.ResourceExhausted || len(r.st.Details()) != 1 {
 		t.Fatalf("over the limit: %v", r)
 	}
-	if r := k.Admit(metadata.Pairs("authorization", "Bearer b")); r != nil {
+	if r := k.Admit(metadata.Pairs("authorization", "Bearer b"), "/m.S/A"); r != nil {
 		t.Fatal("b has its own bucket")
 	}
 	for _, md := range []metadata.MD{{}, metadata.Pairs("x-api-key", "c")} {
-		if r := k.Admit(md); r == nil || r.st.Code() != codes.Unauthenticated {
+		if r := k.Admit(md, "/m.S/A"); r == nil || r.st.Code() != codes.Unauthenticated {
 			t.Errorf("%v: %v", md, r)
+		}
+	}
+}
+
+func TestAdminMethodsNeedAnAdminKey(t *testing.T) {
+	retrain := "/maas.music.v1.MusicRecommender/RetrainModel"
+	k := NewKeyring([]string{"user", "both"}, []string{"root", "both"}, list(defaultAdminMethods), 0, 0)
+	cases := []struct {
+		key, method string
+		code        codes.Code
+	}{
+		{"user", "/maas.music.v1.MusicRecommender/Recommend", codes.OK},
+		{"user", retrain, codes.PermissionDenied},
+		{"user", "/maas.music.v1.MusicRecommender/UpsertTracks", codes.PermissionDenied},
+		{"root", retrain, codes.OK},
+		{"root", "/maas.nlp.v1.NlpAnalysis/EmbedText", codes.OK},
+		{"both", retrain, codes.OK}, // in both lists: admin
+		{"nobody", retrain, codes.Unauthenticated},
+	}
+	for _, c := range cases {
+		got := codes.OK
+		if r := k.Admit(metadata.Pairs("x-api-key", c.key), c.method); r != nil {
+			got = r.st.Code()
+		}
+		if got != c.code {
+			t.Errorf("%s calling %s: %s, want %s", c.key, c.method, got, c.code)
 		}
 	}
 }

@@ -136,7 +136,7 @@ func (g *Gateway) authorize(c *call) error {
 	if g.keys == nil || strings.HasPrefix(c.method, healthPrefix) {
 		return nil
 	}
-	if r := g.keys.Admit(c.incoming); r != nil {
+	if r := g.keys.Admit(c.incoming, c.method); r != nil {
 		return c.reject(r)
 	}
 	return nil
@@ -157,6 +157,11 @@ func (g *Gateway) streamInterceptor(srv interface{}, ss grpc.ServerStream, info 
 	}
 	c := g.begin(ss.Context(), info.FullMethod)
 	c.setTrailerFn = func(md metadata.MD) error { ss.SetTrailer(md); return nil }
+	if strings.HasPrefix(info.FullMethod, healthPrefix) { // Watch: needs no key, so it has a budget of its own
+		err := g.watch(func() error { return handler(srv, &serverStream{ServerStream: ss, call: c, route: r}) }, c)
+		c.finish(err)
+		return err
+	}
 	err := errTooMany
 	if g.admit() {
 		if err = g.authorize(c); err == nil {
@@ -166,6 +171,18 @@ func (g *Gateway) streamInterceptor(srv interface{}, ss grpc.ServerStream, info 
 	}
 	c.finish(err)
 	return err
+}
+
+// watch runs a health Watch stream within GATEWAY_MAX_HEALTH_WATCHES, outside GATEWAY_MAX_CONCURRENT_RPCS: watches
+// need no API key, and must not use up the calls that keyed callers may make (nor hold up a drain).
+func (g *Gateway) watch(handler func() error, c *call) error {
+	n := atomic.AddInt64(&g.watches, 1)
+	defer atomic.AddInt64(&g.watches, -1)
+	if n > int64(g.settings.MaxHealthWatches) {
+		return status.Errorf(codes.ResourceExhausted, "%d health watches are open, the most this gateway keeps; "+
+			"use Check, or retry later", g.settings.MaxHealthWatches)
+	}
+	return c.guard(handler)
 }
 
 // unaryInterceptor: the gateway's own unary calls (health Check).

@@ -49,6 +49,7 @@ type Settings struct {
 	Grace             time.Duration
 	MaxMessageBytes   int
 	MaxConcurrentRPCs int // 0: no limit
+	MaxHealthWatches  int // open grpc.health.v1 Watch streams (they need no key, and do not count above)
 	TLSCertFile       string
 	TLSKeyFile        string
 	TLSClientCAFile   string
@@ -63,6 +64,8 @@ type Settings struct {
 	// Optional API keys (off when empty): `authorization: Bearer <key>` or `x-api-key: <key>`. Per key, a token
 	// bucket of RateLimitPerS calls a second (0: no limit) and RateLimitBurst banked calls.
 	APIKeys        []string
+	AdminAPIKeys   []string // keys that may also call AdminMethods
+	AdminMethods   []string // full method names, e.g. /maas.music.v1.MusicRecommender/RetrainModel
 	RateLimitPerS  float64
 	RateLimitBurst int
 
@@ -194,6 +197,7 @@ func LoadSettings(environ []string) (*Settings, error) {
 		Grace:             e.seconds("GRACE_SECONDS", 10, true),
 		MaxMessageBytes:   e.integer("MAX_MESSAGE_BYTES", 16<<20, 1024, math.MaxInt32),
 		MaxConcurrentRPCs: e.integer("MAX_CONCURRENT_RPCS", 0, 1, math.MaxInt32),
+		MaxHealthWatches:  e.integer("MAX_HEALTH_WATCHES", 256, 1, math.MaxInt32),
 		TLSCertFile:       e.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:        e.str("TLS_KEY_FILE", ""),
 		TLSClientCAFile:   e.str("TLS_CLIENT_CA_FILE", ""),
@@ -221,11 +225,13 @@ func LoadSettings(environ []string) (*Settings, error) {
 	if s.LogFormat != "json" && s.LogFormat != "text" {
 		e.fail("LOG_FORMAT", s.LogFormat, "json or text")
 	}
-	for _, k := range strings.Split(e.vars[envPrefix+"API_KEYS"], ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			s.APIKeys = append(s.APIKeys, k)
-		}
+	s.APIKeys = list(e.vars[envPrefix+"API_KEYS"])
+	s.AdminAPIKeys = list(e.vars[envPrefix+"ADMIN_API_KEYS"])
+	admin, set := e.vars[envPrefix+"ADMIN_METHODS"]
+	if !set {
+		admin = defaultAdminMethods
 	}
+	s.AdminMethods = list(admin)
 	if s.RateLimitBurst == 0 {
 		s.RateLimitBurst = int(math.Max(1, math.Ceil(s.RateLimitPerS))) // one second's worth
 	}
@@ -459,4 +465,18 @@ func splitHostPort(item string, portOptional bool) (string, string, error) {
 // quote as Python's repr does for a plain string: 'value'.
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
+}
+
+// The methods only an admin key may call (when API keys are on): the ones that change what every caller gets.
+const defaultAdminMethods = "/maas.music.v1.MusicRecommender/RetrainModel,/maas.music.v1.MusicRecommender/UpsertTracks"
+
+// list: the comma-separated items of v, trimmed, empty ones dropped.
+func list(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

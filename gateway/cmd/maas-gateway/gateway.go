@@ -40,6 +40,7 @@ type Gateway struct {
 	metrics    *Metrics
 	server     *grpc.Server
 	running    int64  // calls in progress (GATEWAY_MAX_CONCURRENT_RPCS, the drain)
+	watches    int64  // open health Watch streams (GATEWAY_MAX_HEALTH_WATCHES)
 	kserve     string // the KServe upstreams of the last table, to tell when model owners must be asked again
 }
 
@@ -60,8 +61,8 @@ func NewGateway(s *Settings, log *Logger) (*Gateway, error) {
 	if len(g.upstreams) == 0 {
 		log.Warn("maas.gateway", "no upstreams configured: set GATEWAY_<NAME>_ADDR for each service to route")
 	}
-	if len(s.APIKeys) > 0 {
-		g.keys = NewKeyring(s.APIKeys, s.RateLimitPerS, s.RateLimitBurst)
+	if len(s.APIKeys)+len(s.AdminAPIKeys) > 0 {
+		g.keys = NewKeyring(s.APIKeys, s.AdminAPIKeys, s.AdminMethods, s.RateLimitPerS, s.RateLimitBurst)
 	}
 	g.models = NewModels(func() []*Upstream { return g.table().kserve }, log)
 	g.monitor = NewMonitor(g)
