@@ -493,3 +493,35 @@ async def test_a_full_executor_refuses_others_but_never_fails_running_generation
     await blocker
     await eng.close()
     executor.shutdown()
+
+
+async def test_admission_by_expected_wait_refuses_at_once_what_would_wait_too_long(decoder):
+    """One row and slow steps: the queue drains at ~5 requests a second. Requests arriving every 50 ms are
+    admitted while their expected wait stays under max_queue_wait_s, the rest refused at once with a retry hint
+    (though the queue has room); every admitted one starts within about that wait."""
+    eng = engine(decoder, max_batch_size=1, max_queue_size=64, max_queue_wait_s=0.5)
+    with Slow(decoder, 0.02):
+        params = SamplingParams(max_new_tokens=10, **GREEDY)  # ~0.2 s a request
+
+        waits, refused, readers = [], [], []
+        for i in range(40):
+            submitted = time.monotonic()
+            try:
+                gen = eng.generate([1 + i % 20, 2], params)
+            except Overloaded as err:
+                refused.append(err)
+            else:
+                async def read(gen=gen, submitted=submitted) -> None:
+                    async for _ in gen:
+                        waits.append(time.monotonic() - submitted)
+                        break
+                    async for _ in gen:
+                        pass
+                readers.append(asyncio.ensure_future(read()))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*readers)
+        assert len(readers) >= 5 and len(refused) >= 10 and len(readers) + len(refused) == 40
+        assert all(e.retry_after_s > 0 and "would wait" in e.message for e in refused)
+        assert max(waits) < 0.5 + 0.5, sorted(waits)[-5:]  # the bound, plus a step or two of slack
+        assert eng.expected_wait() == 0.0  # drained: room again
+    await eng.close()

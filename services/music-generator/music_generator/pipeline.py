@@ -120,7 +120,8 @@ class MusicPipeline:
             raise ValueError(f"model {model.name}: {decoder.vocab_size} logits but {self.vocab.size} tokens")
         self.context_length = decoder.context_length
         self.engine = GenerationEngine(decoder, model.executor, max_batch_size=settings.batch_size(model.provider),
-                                       max_queue_size=settings.max_queue_size)
+                                       max_queue_size=settings.max_queue_size,
+                                       max_queue_wait_s=settings.max_queue_wait_s)
         self._renders = asyncio.Semaphore(settings.max_concurrent_renders)  # FluidSynth processes, piano rolls
         self._render_waiting = 0
 

@@ -98,7 +98,8 @@ class TextGenPipeline:
                                        max_queue_size=settings.max_queue_size,
                                        prefill_chunk_tokens=settings.prefill_chunk_tokens,
                                        max_batch_tokens=settings.max_batch_tokens, context_length=context,
-                                       prefix_cache_bytes=settings.prefix_cache_mb * 2**20)
+                                       prefix_cache_bytes=settings.prefix_cache_mb * 2**20,
+                                       max_queue_wait_s=settings.max_queue_wait_s)
         self._openings: dict[tuple[tuple, str], list[int]] = {}  # (system messages, next role) -> opening tokens
 
     async def warmup(self) -> None:

@@ -3,6 +3,9 @@
 One scheduler task per model runs iterations; each iteration is at most one prefill run and one decoding step,
 both on the runtime's ``BoundedExecutor`` (never on the event loop):
 
+* **admission**: a request is queued only when it would start within ``max_queue_wait_s`` (its expected wait:
+  the requests ahead of it over the rate the queue drained at lately) and the queue is shorter than
+  ``max_queue_size``; else it is refused at once, RESOURCE_EXHAUSTED with a retry hint.
 * **prefill**: requests waiting in the (bounded) queue are admitted while the batch has room (``max_batch_size``
   rows, ``max_batch_tokens`` cache tokens). Prompts that fit the ``prefill_chunk_tokens`` budget together are
   prefilled as one left-padded batch; a longer prompt is prefilled alone, one chunk per iteration, so it never
@@ -175,7 +178,8 @@ class _Prefill:
 class GenerationEngine:
     def __init__(self, model: DecoderModel, executor: BoundedExecutor, *, max_batch_size: int = 16,
                  max_queue_size: int = 64, prefill_chunk_tokens: int = 512, max_batch_tokens: int = 65536,
-                 context_length: int | None = None, prefix_cache_bytes: int = 0) -> None:
+                 context_length: int | None = None, prefix_cache_bytes: int = 0,
+                 max_queue_wait_s: float = 0.0) -> None:
         if min(max_batch_size, max_queue_size, prefill_chunk_tokens, max_batch_tokens) < 1:
             raise ValueError("batch size, queue size, chunk and token budgets must be >= 1")
         if prefix_cache_bytes < 0:
@@ -203,6 +207,10 @@ class GenerationEngine:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._service_s = 1.0  # moving average of a request's time in the engine (for the retry hint)
+        # Admission by expected wait: a request that would wait longer than this for its prefill is refused at
+        # once (0: by queue length only). The wait is read off the rate the queue drained at lately.
+        self.max_queue_wait_s = max_queue_wait_s
+        self._departures: deque[float] = deque(maxlen=64)  # when queued requests left the queue for a prefill
         self.steps = 0  # decoding steps run (tests and benchmarks read these)
         self.step_rows = 0  # rows summed over those steps
         log.info("generation engine", extra={"model": self.name, "max_batch_size": self.max_batch_size,
@@ -280,9 +288,31 @@ class GenerationEngine:
             raise ValueError(f"{ids.shape[0]} tokens; the context holds {self.context_length}")
         return ids
 
+    def expected_wait(self) -> float:
+        """Seconds a request submitted now would wait before its prefill starts: 0 while the batch has room and
+        nobody waits; else the requests ahead of it (and itself) over the rate the queue drained at in the last
+        30 s, which falls while nothing leaves it (a batch a mean service time when nothing left at all)."""
+        ahead = len(self._waiting) + (self._prefilling is not None)
+        if ahead == 0 and self.running + len(self._in_prefill) < self.max_batch_size:
+            return 0.0
+        now = time.monotonic()
+        recent = [t for t in self._departures if now - t < 30.0]
+        if len(recent) >= 2:
+            rate = (len(recent) - 1) / max(now - recent[0], 1e-3)
+        else:
+            rate = self.max_batch_size / max(self._service_s, 1e-3)
+        return (ahead + 1) / rate
+
     def _submit(self, seq: _Sequence) -> None:
         if self._closed:
             raise Unavailable("the server is stopping")
+        if self.max_queue_wait_s > 0:
+            wait = self.expected_wait()
+            if wait > self.max_queue_wait_s:
+                REJECTED.labels(self.name).inc()
+                raise Overloaded(f"model {self.name}: a new request would wait ~{wait:.1f}s to start (at most "
+                                 f"{self.max_queue_wait_s:g}s are queued)",
+                                 retry_after_s=round(max(0.1, wait - self.max_queue_wait_s), 2))
         if len(self._waiting) >= self.max_queue_size:
             REJECTED.labels(self.name).inc()
             ahead = len(self._waiting) / max(1, self.max_batch_size)
@@ -410,12 +440,14 @@ class GenerationEngine:
                 if picked:
                     break
                 self._waiting.popleft()
+                self._departures.append(time.monotonic())
                 self._start_chunks(head)
                 return _Prefill([head], chunked=True)
             widest = max([int(s.prompt.shape[0]) for s in picked] + [int(head.prompt.shape[0])])
             if picked and widest * (len(picked) + 1) > self.prefill_chunk_tokens:
                 break
             picked.append(self._waiting.popleft())
+            self._departures.append(time.monotonic())
             if not self.model.can_batch:
                 break
         WAITING.labels(self.name).set(len(self._waiting))
