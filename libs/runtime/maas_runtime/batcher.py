@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from typing import Awaitable, Callable, Generic, Sequence, TypeVar
@@ -27,7 +28,7 @@ log = logging.getLogger("maas.batcher")
 class MicroBatcher(Generic[I, O]):
     def __init__(self, name: str, process: Callable[[list[I]], Awaitable[Sequence[O]]], *,
                  max_batch_size: int = 32, max_delay_s: float = 0.005, max_queue_size: int = 1024,
-                 max_concurrent_batches: int = 2) -> None:
+                 max_concurrent_batches: int = 2, max_queue_wait_s: float = 0.0) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_concurrent_batches < 1:
             raise ValueError("batch size, queue size and concurrency must be >= 1")
         self.name = name
@@ -41,6 +42,12 @@ class MicroBatcher(Generic[I, O]):
         self._worker: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._depth = metrics.QUEUE_DEPTH.labels(name)
+        # admission by expected wait (0: by queue length only): the batches ahead of a request, at the time a
+        # batch has taken lately, over the batches that run at once
+        self.max_queue_wait_s = max_queue_wait_s
+        self._batch_s = 0.02  # moving average of a batch's run time (the first one measured replaces this guess)
+        self._timed = 0
+        self.max_concurrent_batches = max_concurrent_batches
 
     @property
     def queued(self) -> int:
@@ -55,9 +62,15 @@ class MicroBatcher(Generic[I, O]):
                                              f"{self.max_queue_size}")
         if len(self._queue) + len(items) > self.max_queue_size:
             metrics.QUEUE_REJECTED.labels(self.name).inc(len(items))
-            # Rough time to drain the queue ahead: batches of max_batch_size, a few ms each.
-            retry = max(0.05, len(self._queue) / self.max_batch_size * 0.02)
-            raise Overloaded(f"model {self.name} queue is full ({len(self._queue)} items waiting)", retry)
+            raise Overloaded(f"model {self.name} queue is full ({len(self._queue)} items waiting)",
+                             max(0.05, self.expected_wait(0)))
+        if self.max_queue_wait_s > 0 and self._queue:
+            wait = self.expected_wait(len(items))
+            if wait > self.max_queue_wait_s:
+                metrics.QUEUE_REJECTED.labels(self.name).inc(len(items))
+                raise Overloaded(f"model {self.name}: a new request would wait ~{wait:.2f}s (at most "
+                                 f"{self.max_queue_wait_s:g}s are queued)",
+                                 round(max(0.05, wait - self.max_queue_wait_s), 3))
         self._ensure_worker()
         loop = asyncio.get_running_loop()
         now = time.monotonic()
@@ -71,6 +84,12 @@ class MicroBatcher(Generic[I, O]):
             for fut in futures:  # the worker skips cancelled items: a dropped call costs nothing more
                 fut.cancel()
             raise
+
+    def expected_wait(self, items: int) -> float:
+        """Seconds until the last of ``items`` more would be done: the batches ahead and its own, at the time a
+        batch has taken lately, ``max_concurrent_batches`` at a time."""
+        batches = math.ceil((len(self._queue) + items) / self.max_batch_size)
+        return batches * self._batch_s / self.max_concurrent_batches
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -107,8 +126,12 @@ class MicroBatcher(Generic[I, O]):
             task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[I, asyncio.Future[O]]]) -> None:
+        started = time.monotonic()
         try:
             outputs = await self._process([item for item, _ in batch])
+            elapsed = time.monotonic() - started
+            self._batch_s = elapsed if not self._timed else 0.8 * self._batch_s + 0.2 * elapsed
+            self._timed += 1
             if len(outputs) != len(batch):
                 raise RuntimeError(f"batch of {len(batch)} produced {len(outputs)} outputs")
         except BaseException as exc:  # noqa: BLE001 - fanned out to every waiter

@@ -61,6 +61,22 @@ async def test_a_request_larger_than_the_queue_is_invalid_without_a_retry_hint()
     await b.close()
 
 
+async def test_admission_by_expected_wait():
+    """Batches of 2 taking ~0.2 s, one at a time: with 0.5 s of wait allowed, a request is refused at once (with a
+    retry hint) when the batches ahead of it would take longer, though the queue has room."""
+    b, _ = make(process_delay=0.2, max_batch_size=2, max_delay_s=0, max_queue_size=100, max_concurrent_batches=1,
+                max_queue_wait_s=0.5)
+    assert await b.submit([1, 2]) == [10, 20]  # learns what a batch takes
+    running = [asyncio.ensure_future(b.submit([i])) for i in range(3)]  # a batch of 2 runs, 1 item waits
+    await asyncio.sleep(0.01)
+    with pytest.raises(Overloaded) as err:
+        await b.submit([7, 8, 9, 10])  # 3 batches to its last item: ~0.6 s
+    assert "would wait" in err.value.message and err.value.retry_after_s > 0
+    assert len(await asyncio.gather(*running)) == 3
+    assert await b.submit([5]) == [50]
+    await b.close()
+
+
 async def test_a_failed_batch_fails_every_waiter_and_the_batcher_keeps_going():
     b, _ = make(max_batch_size=8, max_delay_s=0.05)
     results = await asyncio.gather(b.submit(["boom"]), b.submit(["a"]), return_exceptions=True)

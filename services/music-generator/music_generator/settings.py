@@ -24,8 +24,6 @@ class MusicGenSettings(ServerSettings, ModelSettings):
     # (max_batch_size: 16 rows on the CPU, 64 under CUDA)
     batch_defaults: ClassVar[dict[str, int]] = {"CPUExecutionProvider": 16, "CUDAExecutionProvider": 64}
     max_queue_size: int = Field(64, ge=1)
-    # a request that would wait longer than this to start is refused at once, with a retry hint (0: off)
-    max_queue_wait_s: float = Field(1.5, ge=0)
     # Request limits (beyond them: INVALID_ARGUMENT naming the field).
     max_bars: int = Field(32, ge=1)
     min_tempo_bpm: float = Field(20.0, gt=0)

@@ -52,7 +52,7 @@ class TokenizedModel:
         self.batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(
             model.name, self._process, max_batch_size=batching.batch_size(model.provider),
             max_delay_s=batching.max_batch_delay_ms / 1000, max_queue_size=batching.max_queue_size,
-            max_concurrent_batches=batching.executor_workers)
+            max_concurrent_batches=batching.executor_workers, max_queue_wait_s=batching.max_queue_wait_s)
 
     def run_sync(self, texts: list[str]) -> np.ndarray:
         encoded = self.tokenizer.encode_batch(texts)
@@ -93,7 +93,7 @@ class EntityModel:
         self.batcher: MicroBatcher[ner.Window, np.ndarray] = MicroBatcher(
             model.name, self._process, max_batch_size=batching.batch_size(model.provider),
             max_delay_s=batching.max_batch_delay_ms / 1000, max_queue_size=batching.max_queue_size,
-            max_concurrent_batches=batching.executor_workers)
+            max_concurrent_batches=batching.executor_workers, max_queue_wait_s=batching.max_queue_wait_s)
 
     def run_sync(self, windows: list[ner.Window]) -> list[np.ndarray]:
         """Probabilities per window. Windows are grouped by length so short texts are not padded to the

@@ -218,8 +218,9 @@ async def test_a_deadline_is_honoured(stub, textgen_server):
 
 @pytest.fixture(scope="module")
 async def one_slot(make_settings):
-    """A second server, int8, with one decoding slot and a queue of one: cancellation, the queue bound."""
-    app = TextGenApp(make_settings(max_batch_size=1, max_queue_size=1, quantization="int8"))
+    """A second server, int8, with one decoding slot and a queue of one (admitted by length only): cancellation, the
+    queue bound."""
+    app = TextGenApp(make_settings(max_batch_size=1, max_queue_size=1, quantization="int8", max_queue_wait_s=0))
     port = await app.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         yield app, textgen_pb2_grpc.TextGeneratorStub(ch)

@@ -29,8 +29,6 @@ class TextGenSettings(ServerSettings, ModelSettings):
     # (max_batch_size: 16 rows on the CPU, where 8 rows already keep both cores busy; 64 under CUDA)
     batch_defaults: ClassVar[dict[str, int]] = {"CPUExecutionProvider": 16, "CUDAExecutionProvider": 64}
     max_queue_size: int = Field(64, ge=1)
-    # a request that would wait longer than this to start is refused at once, with a retry hint (0: off)
-    max_queue_wait_s: float = Field(1.5, ge=0)
     prefill_chunk_tokens: int = Field(512, ge=16)
     max_batch_tokens: int = Field(65536, ge=256)
     # Caches of chat templates' system turns kept for the next conversation that starts with one (0: off).
