@@ -10,7 +10,7 @@ MODELS ?= models
 PROTO_SRC := $(shell find protos -name '*.proto')
 
 
-.PHONY: system venv protos lint-protos models gateway up down status demo test bench fuzz clean help clients
+.PHONY: system venv protos lint-protos models gateway up down status demo test bench fuzz load clean help clients
 
 help:
 	@echo "make demo    build everything on a fresh machine, bring the suite up, show it working"
@@ -19,6 +19,7 @@ help:
 	@echo "make models  build every model from offline sources (cached)"
 	@echo "make bench   benchmarks (ratios against their baselines)"
 	@echo "make fuzz    the fuzzer with 10,000 requests per RPC (make test runs 300)"
+	@echo "make load    200 clients through the gateway for 60 s, checked"
 
 $(BIN)/.installed: requirements/*.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -97,6 +98,12 @@ clients: system clients/node/node_modules/.installed clients/go/build/maas-go
 
 bench: venv protos models gateway
 	$(PYTHON) -m maas_bench
+
+# 200 clients through the gateway for 60 s on a mixed load, on a suite of its own: per operation calls, codes, p50/p99
+# and time to first event, each server's memory before and after; fails on INTERNAL/UNAVAILABLE, slow refusals,
+# a first event p99 over 2 s, memory growth over 10 % or a lost interaction.
+load: system venv protos models gateway
+	$(PYTHON) -m maas_load
 
 # The fuzzer with a large budget (make test runs it with 300 requests per RPC): every RPC of every service, straight
 # and through the gateway, on a suite of its own; the counts are printed. MAAS_FUZZ_EXAMPLES to change it.

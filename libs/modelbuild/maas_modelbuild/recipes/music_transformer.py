@@ -370,7 +370,9 @@ def evaluate_generation(out_dir: Path, manifest: dict[str, Any], train: list, he
     from music_generator.settings import MusicGenSettings
     from music_generator.stats import STATS
 
-    settings = MusicGenSettings(model_repository=out_dir.parent, max_batch_size=32, max_queue_size=1024)
+    # every request of the evaluation is submitted at once: they queue (no admission by expected wait)
+    settings = MusicGenSettings(model_repository=out_dir.parent, max_batch_size=32, max_queue_size=1024,
+                                max_queue_wait_s=0)
     executor = BoundedExecutor(1)
     session = causal_lm.session(out_dir / "model.onnx")
     model = OnnxModel(NAME, 1, out_dir, manifest, session, executor)
