@@ -256,3 +256,16 @@ async def test_grace_ends_calls_still_running() -> None:
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     await slow
                 assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_long_stream_survives_connection_age_rotation() -> None:
+    """Connections age out (MAX_CONNECTION_AGE_S, so balancers find new replicas) on the service and at the
+    gateway; a stream in flight then gets MAX_CONNECTION_AGE_GRACE_S to finish (it had the drain's 1 s before)."""
+    async with echo_upstream(max_connection_age_s=0.5, grace_seconds=1) as up:
+        async with gateway({"echo": up.address}, max_connection_age_s=0.5, grace_seconds=1) as (_, address):
+            async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+                stream = pb_grpc.EchoStub(ch).ServerStream(pb.EchoRequest(text="long", count=6, delay_ms=500),
+                                                           timeout=30)
+                got = [r.index async for r in stream]
+                assert got == list(range(6))  # ~3 s: past both connections' age and the old 1 s grace
+                assert (await pb_grpc.EchoStub(ch).Unary(pb.EchoRequest(text="after"), timeout=10)).text == "after"

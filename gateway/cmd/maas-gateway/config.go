@@ -54,6 +54,8 @@ type Settings struct {
 	TLSKeyFile        string
 	TLSClientCAFile   string
 	MaxConnectionAge  time.Duration // 0: never
+	// what the calls in flight on an aged connection get to finish (streams of generated text run for a while)
+	MaxConnectionAgeGrace time.Duration
 	// gRPC keepalive, on the edge and on the upstream channels: a connection idle this long is pinged and closed
 	// when the ping goes unanswered for KeepaliveTimeout (a vanished peer gives back what its calls held).
 	KeepaliveTime    time.Duration
@@ -189,21 +191,22 @@ func LoadSettings(environ []string) (*Settings, error) {
 		}
 	}
 	s := &Settings{
-		Host:              e.str("HOST", "127.0.0.1"),
-		Port:              e.integer("PORT", 50051, 0, 65535),
-		MetricsPort:       e.integer("METRICS_PORT", -1, 0, 65535),
-		LogLevel:          strings.ToUpper(e.str("LOG_LEVEL", "INFO")),
-		LogFormat:         e.str("LOG_FORMAT", "json"),
-		Grace:             e.seconds("GRACE_SECONDS", 10, true),
-		MaxMessageBytes:   e.integer("MAX_MESSAGE_BYTES", 16<<20, 1024, math.MaxInt32),
-		MaxConcurrentRPCs: e.integer("MAX_CONCURRENT_RPCS", 0, 1, math.MaxInt32),
-		MaxHealthWatches:  e.integer("MAX_HEALTH_WATCHES", 256, 1, math.MaxInt32),
-		TLSCertFile:       e.str("TLS_CERT_FILE", ""),
-		TLSKeyFile:        e.str("TLS_KEY_FILE", ""),
-		TLSClientCAFile:   e.str("TLS_CLIENT_CA_FILE", ""),
-		MaxConnectionAge:  e.seconds("MAX_CONNECTION_AGE_S", 0, false),
-		KeepaliveTime:     e.seconds("KEEPALIVE_TIME_S", 30, false),
-		KeepaliveTimeout:  e.seconds("KEEPALIVE_TIMEOUT_S", 10, false),
+		Host:                  e.str("HOST", "127.0.0.1"),
+		Port:                  e.integer("PORT", 50051, 0, 65535),
+		MetricsPort:           e.integer("METRICS_PORT", -1, 0, 65535),
+		LogLevel:              strings.ToUpper(e.str("LOG_LEVEL", "INFO")),
+		LogFormat:             e.str("LOG_FORMAT", "json"),
+		Grace:                 e.seconds("GRACE_SECONDS", 10, true),
+		MaxMessageBytes:       e.integer("MAX_MESSAGE_BYTES", 16<<20, 1024, math.MaxInt32),
+		MaxConcurrentRPCs:     e.integer("MAX_CONCURRENT_RPCS", 0, 1, math.MaxInt32),
+		MaxHealthWatches:      e.integer("MAX_HEALTH_WATCHES", 256, 1, math.MaxInt32),
+		TLSCertFile:           e.str("TLS_CERT_FILE", ""),
+		TLSKeyFile:            e.str("TLS_KEY_FILE", ""),
+		TLSClientCAFile:       e.str("TLS_CLIENT_CA_FILE", ""),
+		MaxConnectionAge:      e.seconds("MAX_CONNECTION_AGE_S", 0, false),
+		MaxConnectionAgeGrace: e.seconds("MAX_CONNECTION_AGE_GRACE_S", 300, false),
+		KeepaliveTime:         e.seconds("KEEPALIVE_TIME_S", 30, false),
+		KeepaliveTimeout:      e.seconds("KEEPALIVE_TIMEOUT_S", 10, false),
 
 		RateLimitPerS:  e.number("RATE_LIMIT_PER_S", 0, false),
 		RateLimitBurst: e.integer("RATE_LIMIT_BURST", 0, 1, math.MaxInt32),

@@ -82,11 +82,7 @@ func NewGateway(s *Settings, log *Logger) (*Gateway, error) {
 	}
 	params := keepalive.ServerParameters{Time: s.KeepaliveTime, Timeout: s.KeepaliveTimeout}
 	if s.MaxConnectionAge > 0 {
-		grace := s.Grace
-		if grace < time.Second {
-			grace = time.Second
-		}
-		params.MaxConnectionAge, params.MaxConnectionAgeGrace = s.MaxConnectionAge, grace
+		params.MaxConnectionAge, params.MaxConnectionAgeGrace = s.MaxConnectionAge, s.MaxConnectionAgeGrace
 	}
 	// clients may ping as often as every 5 s, with no call open too (SDKs that keep their channel alive)
 	opts = append(opts, grpc.KeepaliveParams(params),

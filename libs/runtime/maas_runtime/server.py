@@ -66,7 +66,7 @@ class ModelServer:
         ]
         if settings.max_connection_age_s is not None:
             options += [("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-                        ("grpc.max_connection_age_grace_ms", int(max(settings.grace_seconds, 1.0) * 1000))]
+                        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000))]
         # The runtime's interceptor is the outermost: errors raised by the others are mapped, logged and counted.
         self.server = grpc.aio.server(interceptors=[ServiceInterceptor(), *interceptors], options=options,
                                       maximum_concurrent_rpcs=settings.max_concurrent_rpcs)

@@ -35,6 +35,8 @@ class ServerSettings(BaseSettings):
     # Close each client connection after this long (with a grace for in-flight calls), so a client balancing
     # over DNS (the gateway, over a Kubernetes headless Service) re-resolves and finds new replicas. None: never.
     max_connection_age_s: float | None = Field(None, gt=0)
+    # what the calls in flight on an aged connection get to finish (a generation stream can run for a while)
+    max_connection_age_grace_s: float = Field(300.0, gt=0)
     # gRPC keepalive: a connection idle this long is pinged, and closed when the ping is not answered within
     # keepalive_timeout_s (a client gone without closing frees what it held, a generation slot included).
     keepalive_time_s: float = Field(30.0, gt=0)
