@@ -231,3 +231,26 @@ async def _healthcheck(probe: str, *args: str) -> Any:
     python = [sys.executable, "-m", "maas_runtime.healthcheck"]
     command = [str(binary()), "healthcheck"] if probe == "binary" else python
     return await asyncio.to_thread(subprocess.run, [*command, *args], capture_output=True, text=True, timeout=60)
+
+
+# ---- between the hops ------------------------------------------------------------------------------------------
+async def test_services_answer_only_callers_with_the_internal_token() -> None:
+    """<PREFIX>INTERNAL_TOKEN on a service: calls without it (a caller that goes around the gateway) are
+    UNAUTHENTICATED, health checks stay open to probes; the gateway adds GATEWAY_UPSTREAM_TOKEN to every upstream
+    call (discovery and reflection too) and never passes a caller's own token on."""
+    async with echo_upstream(internal_token="s3cret") as up:
+        assert await code_of(unary(up.address)) == grpc.StatusCode.UNAUTHENTICATED
+        assert await code_of(unary(up.address, (("x-maas-internal-token", "guess"),))) == \
+            grpc.StatusCode.UNAUTHENTICATED
+        assert (await unary(up.address, (("x-maas-internal-token", "s3cret"),))).text == "k"
+        async with grpc.aio.insecure_channel(up.address) as ch:
+            assert (await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)).status \
+                == health_pb2.HealthCheckResponse.SERVING
+        async with gateway({"echo": up.address}, upstream_token="s3cret") as (_, address):
+            reply = await unary(address, (("x-maas-internal-token", "forged"),))
+            assert reply.text == "k" and reply.metadata["x-maas-internal-token"] == "s3cret"
+        async with gateway({"echo": up.address}, upstream_token="wrong") as (gw, address):
+            # a gateway with the wrong token cannot learn what the upstream serves: its callers are told to retry
+            # (UNAVAILABLE), its log says why
+            assert await code_of(unary(address)) == grpc.StatusCode.UNAVAILABLE
+            assert "x-maas-internal-token metadata is missing or wrong" in gw.log()

@@ -77,6 +77,7 @@ type Settings struct {
 	UpstreamKeyFile     string
 	UpstreamServerName  string // expected name in the upstreams' certificates
 	UpstreamHealthCheck bool   // skip replicas whose grpc.health.v1 says NOT_SERVING (client-side)
+	UpstreamToken       string // the suite's shared secret, added to every upstream call (x-maas-internal-token)
 	ReconnectBackoffMax time.Duration
 
 	HealthInterval   time.Duration
@@ -217,6 +218,7 @@ func LoadSettings(environ []string) (*Settings, error) {
 		UpstreamKeyFile:     e.str("UPSTREAM_KEY_FILE", ""),
 		UpstreamServerName:  e.str("UPSTREAM_SERVER_NAME", ""),
 		UpstreamHealthCheck: e.boolean("UPSTREAM_HEALTH_CHECK", true),
+		UpstreamToken:       e.str("UPSTREAM_TOKEN", ""),
 		ReconnectBackoffMax: e.seconds("RECONNECT_BACKOFF_MAX_S", 2, false),
 
 		HealthInterval:   e.seconds("HEALTH_INTERVAL_S", 1, false),

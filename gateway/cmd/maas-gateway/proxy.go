@@ -47,9 +47,10 @@ func descOf(s Shape) *grpc.StreamDesc {
 	return streamDescs[i]
 }
 
-// hopByHop: headers of the transport, not of the caller (grpc sets its own on the upstream call).
+// hopByHop: headers of the transport, not of the caller (grpc sets its own on the upstream call), and the suite's
+// own token between hops (the gateway adds the real one; a caller's is never passed on).
 var hopByHop = map[string]bool{"user-agent": true, "te": true, "content-type": true, "host": true,
-	"connection": true}
+	"connection": true, internalTokenKey: true}
 
 func outgoingMetadata(in metadata.MD, requestID string) metadata.MD {
 	out := make(metadata.MD, len(in)+1)

@@ -160,6 +160,9 @@ func NewUpstream(config UpstreamConfig, s *Settings, creds credentials.Transport
 	} else {
 		opts = append(opts, grpc.WithInsecure())
 	}
+	if s.UpstreamToken != "" { // on every call to the upstream: proxied ones, discovery, health, reflection
+		opts = append(opts, grpc.WithPerRPCCredentials(internalToken(s.UpstreamToken)))
+	}
 	target := config.Dial
 	if config.List != nil || strings.HasPrefix(config.Dial, "dns:") {
 		b := &resolverBuilder{list: config.List, log: log, upstream: config.Name}
@@ -337,3 +340,15 @@ func (u *Upstream) WarnUnreachable(details string) {
 }
 
 func (u *Upstream) Close() { u.conn.Close() }
+
+// internalTokenKey: the metadata that carries the suite's shared secret between hops (maas_runtime.interceptors).
+const internalTokenKey = "x-maas-internal-token"
+
+// internalToken adds the token to each call; it may travel without TLS (loopback, a mesh that encrypts).
+type internalToken string
+
+func (t internalToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{internalTokenKey: string(t)}, nil
+}
+
+func (t internalToken) RequireTransportSecurity() bool { return false }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import inspect
 import logging
 import time
@@ -22,7 +23,7 @@ from typing import Any, AsyncIterator, Callable
 import grpc
 
 from maas_runtime import metrics
-from maas_runtime.errors import InvalidArgument, ServiceError
+from maas_runtime.errors import InvalidArgument, ServiceError, Unauthenticated
 from maas_runtime.logs import request_id
 from maas_runtime.wire import invalid_utf8_field
 
@@ -160,16 +161,50 @@ def _wrap_stream_response(method: str, behavior: Callable, stream_in: bool) -> C
     return handler
 
 
+INTERNAL_TOKEN = "x-maas-internal-token"
+_OPEN_TO_ALL = "/grpc.health.v1.Health/"  # orchestrators' probes carry no token
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self) -> None:
+    """``internal_token``: when set, every call but health checks must carry it (``x-maas-internal-token``, which
+    the gateway and the suite's own clients add): the services then answer only the gateway and each other."""
+
+    def __init__(self, internal_token: str | None = None) -> None:
         # method -> (handler, its wrapper): a method's handler is the same object call after call, so it is
         # wrapped once, not on every call
         self._wrapped: dict[str, tuple[Any, Any]] = {}
+        self._token = internal_token.encode() if internal_token else None
+        self._refusals: dict[str, Any] = {}
+
+    def _admitted(self, details: grpc.HandlerCallDetails) -> bool:
+        if self._token is None or details.method.startswith(_OPEN_TO_ALL):
+            return True
+        sent = [v for k, v in details.invocation_metadata or () if k == INTERNAL_TOKEN]
+        return any(hmac.compare_digest(v.encode() if isinstance(v, str) else v, self._token) for v in sent)
+
+    def _refusal(self, method: str, handler: Any) -> Any:
+        """A handler of ``handler``'s shape that answers UNAUTHENTICATED (through the same mapping and logs)."""
+        if method not in self._refusals:
+            async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+                raise Unauthenticated("this service answers the suite's gateway and services only "
+                                      f"(the {INTERNAL_TOKEN} metadata is missing or wrong)")
+
+            kwargs = dict(request_deserializer=_safe_deserializer(handler.request_deserializer),
+                          response_serializer=handler.response_serializer)
+            make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary else
+                    grpc.stream_unary_rpc_method_handler if handler.stream_unary else
+                    grpc.unary_stream_rpc_method_handler if handler.unary_stream else
+                    grpc.stream_stream_rpc_method_handler)
+            stream_in = bool(handler.stream_unary or handler.stream_stream)
+            self._refusals[method] = make(_wrap_unary_response(method, refuse, stream_in), **kwargs)
+        return self._refusals[method]
 
     async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None:
             return None
+        if not self._admitted(details):
+            return self._refusal(details.method, handler)
         method = details.method
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:

@@ -68,7 +68,8 @@ class ModelServer:
             options += [("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
                         ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000))]
         # The runtime's interceptor is the outermost: errors raised by the others are mapped, logged and counted.
-        self.server = grpc.aio.server(interceptors=[ServiceInterceptor(), *interceptors], options=options,
+        token = settings.internal_token.get_secret_value() if settings.internal_token else None
+        self.server = grpc.aio.server(interceptors=[ServiceInterceptor(token), *interceptors], options=options,
                                       maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
         self.reflection = reflection
         self.health = health.aio.HealthServicer()

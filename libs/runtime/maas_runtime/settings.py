@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,10 @@ class ServerSettings(BaseSettings):
     max_connection_age_s: float | None = Field(None, gt=0)
     # what the calls in flight on an aged connection get to finish (a generation stream can run for a while)
     max_connection_age_grace_s: float = Field(300.0, gt=0)
+    # A shared secret between the suite's hops (off by default, for a laptop): when set, every call but health
+    # checks must carry it as x-maas-internal-token metadata, which the gateway (GATEWAY_UPSTREAM_TOKEN) and
+    # the suite's own clients (the recommender's channel to nlp-analysis) add.
+    internal_token: SecretStr | None = None
     # gRPC keepalive: a connection idle this long is pinged, and closed when the ping is not answered within
     # keepalive_timeout_s (a client gone without closing frees what it held, a generation slot included).
     keepalive_time_s: float = Field(30.0, gt=0)

@@ -22,7 +22,8 @@ class RecommenderApp(ServiceApp[RecommenderPipeline]):
     def load(self) -> RecommenderPipeline:
         s = self.settings
         scorer = OnnxModel.load(s.model_repository, s.model_name, s, self.executor)
-        self.embedder = NlpEmbedder(s.nlp_addr, s.nlp_timeout_s)
+        self.embedder = NlpEmbedder(s.nlp_addr, s.nlp_timeout_s,
+                                    s.internal_token.get_secret_value() if s.internal_token else None)
         self.pipeline = RecommenderPipeline(scorer, open_store(s.store_url), self.embedder, s)
         self.server.add_service(recommender_pb2_grpc.add_MusicRecommenderServicer_to_server,
                                 MusicRecommenderServicer(self.pipeline), SERVICE)

@@ -282,3 +282,27 @@ async def test_a_repeated_query_is_embedded_once(recommender, stub):
         pipeline.embed_text = real
     assert calls == [[text]]
     assert [r.track.track_id for r in first.recommendations] == [r.track.track_id for r in second.recommendations]
+
+
+async def test_the_channel_to_nlp_analysis_carries_the_internal_token(repository):
+    """With the suite's shared token on, nlp-analysis answers the recommender's embedder (which sends it) and
+    refuses a caller without it."""
+    from nlp_analysis.app import NlpApp
+    from nlp_analysis.settings import NlpSettings
+    from music_recommender.nlp_client import NlpEmbedder
+    from maas_runtime.errors import Unavailable
+
+    app = NlpApp(NlpSettings(host="127.0.0.1", port=0, model_repository=repository, log_format="text",
+                             internal_token="hop-secret"))
+    port = await app.start()
+    try:
+        trusted = NlpEmbedder(f"127.0.0.1:{port}", 30, internal_token="hop-secret")
+        vectors = await trusted(["a calm piece for studying"])
+        assert vectors.shape[0] == 1 and vectors.shape[1] >= 64
+        stranger = NlpEmbedder(f"127.0.0.1:{port}", 30)
+        with pytest.raises(Unavailable, match="UNAUTHENTICATED"):
+            await stranger(["a calm piece for studying"])
+        await trusted.close()
+        await stranger.close()
+    finally:
+        await app.stop()
