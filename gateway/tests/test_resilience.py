@@ -36,11 +36,13 @@ async def answers(stub: Any) -> bool:
         return False
 
 
-async def test_unavailable_at_once_then_back_when_the_upstream_restarts() -> None:
+async def test_unavailable_after_the_wait_then_back_when_the_upstream_restarts() -> None:
+    """A call to an upstream that is down waits GATEWAY_UPSTREAM_WAIT_S (1 s here) for it to come back, then is
+    UNAVAILABLE naming it: fast, never the caller's whole deadline."""
     port = free_port()
     up = echo_upstream(name="first", port=port)
     await up.__aenter__()
-    async with gateway({"echo": UpstreamConfig(target=f"127.0.0.1:{port}")}) as (_, address):
+    async with gateway({"echo": UpstreamConfig(target=f"127.0.0.1:{port}")}, upstream_wait_s=1) as (_, address):
         async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
             stub = pb_grpc.EchoStub(ch)
             assert (await stub.Unary(pb.EchoRequest(text="before"), timeout=5)).served_by == "first"
@@ -50,7 +52,7 @@ async def test_unavailable_at_once_then_back_when_the_upstream_restarts() -> Non
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.Unary(pb.EchoRequest(text="during"), timeout=10)
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert time.monotonic() - t0 < 1.5, "an unreachable upstream must fail fast, not wait for the deadline"
+            assert time.monotonic() - t0 < 2.5, "an unreachable upstream must fail after the wait, not the deadline"
             assert "echo is unreachable" in info.value.details()
             assert "127.0.0.1" not in info.value.details(), "internal addresses stay inside"
             assert dict(info.value.trailing_metadata())["x-request-id"]

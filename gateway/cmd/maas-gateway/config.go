@@ -75,9 +75,10 @@ type Settings struct {
 	UpstreamCAFile      string // empty with TLS on: the system's roots
 	UpstreamCertFile    string // client certificate + key: mutual TLS
 	UpstreamKeyFile     string
-	UpstreamServerName  string // expected name in the upstreams' certificates
-	UpstreamHealthCheck bool   // skip replicas whose grpc.health.v1 says NOT_SERVING (client-side)
-	UpstreamToken       string // the suite's shared secret, added to every upstream call (x-maas-internal-token)
+	UpstreamServerName  string        // expected name in the upstreams' certificates
+	UpstreamHealthCheck bool          // skip replicas whose grpc.health.v1 says NOT_SERVING (client-side)
+	UpstreamToken       string        // the suite's shared secret, added to every upstream call (x-maas-internal-token)
+	UpstreamWait        time.Duration // a call waits this long for a replica to connect (a restart) before failing
 	ReconnectBackoffMax time.Duration
 
 	HealthInterval   time.Duration
@@ -219,6 +220,7 @@ func LoadSettings(environ []string) (*Settings, error) {
 		UpstreamServerName:  e.str("UPSTREAM_SERVER_NAME", ""),
 		UpstreamHealthCheck: e.boolean("UPSTREAM_HEALTH_CHECK", true),
 		UpstreamToken:       e.str("UPSTREAM_TOKEN", ""),
+		UpstreamWait:        e.seconds("UPSTREAM_WAIT_S", 5, true),
 		ReconnectBackoffMax: e.seconds("RECONNECT_BACKOFF_MAX_S", 2, false),
 
 		HealthInterval:   e.seconds("HEALTH_INTERVAL_S", 1, false),

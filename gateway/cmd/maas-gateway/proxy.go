@@ -76,6 +76,7 @@ func forward(c *call, up *Upstream, ss grpc.ServerStream, shape Shape, first *fr
 	}
 	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ss.Context(), outgoingMetadata(c.incoming, c.requestID)))
 	defer cancel()
+	up.awaitReady(ctx, c.g.settings.UpstreamWait)
 	cs, err := up.conn.NewStream(ctx, descOf(shape), c.method, up.raw...)
 	if err != nil {
 		return relayError(c, up, err, nil)

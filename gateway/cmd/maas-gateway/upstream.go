@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -340,6 +341,23 @@ func (u *Upstream) WarnUnreachable(details string) {
 }
 
 func (u *Upstream) Close() { u.conn.Close() }
+
+// awaitReady waits, at most wait and never past ctx's deadline, for the channel to have a connected replica: a call
+// made while the upstream restarts then goes through once it is back, instead of failing at once. Nothing of the
+// call has been sent yet, so this is safe for every method; an upstream that stays down still answers UNAVAILABLE.
+func (u *Upstream) awaitReady(ctx context.Context, wait time.Duration) {
+	if wait <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		state := u.conn.GetState()
+		if state == connectivity.Ready || state == connectivity.Shutdown || !u.conn.WaitForStateChange(ctx, state) {
+			return
+		}
+	}
+}
 
 // internalTokenKey: the metadata that carries the suite's shared secret between hops (maas_runtime.interceptors).
 const internalTokenKey = "x-maas-internal-token"
