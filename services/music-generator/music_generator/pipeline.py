@@ -20,7 +20,7 @@ from maas_runtime.errors import FieldViolation, InvalidArgument, Overloaded, quo
 from maas_runtime.generation import DecoderModel, FinishReason, GenerationEngine, SamplingParams
 from maas_runtime.onnx_model import OnnxModel
 from music_generator import render
-from music_generator.midi import MidiError, read_primer, write_midi
+from music_generator.midi import MidiError, Primer, read_primer, write_midi
 from music_generator.settings import MusicGenSettings
 from music_generator.vocab import (BarClock, Grammar, Key, Note, NoteReader, Vocabulary, canonical_key,
                                    canonical_shift, estimate_key, make_tokenizer, parse_key, tempo_bucket)
@@ -134,8 +134,19 @@ class MusicPipeline:
         await self.engine.close()
 
     # ---- validation and conditioning ---------------------------------------------------------------
-    def plan(self, req: ComposeRequest) -> Plan:
-        """Validate (INVALID_ARGUMENT naming every bad field) and resolve the request."""
+    def read_primer(self, data: bytes) -> Primer | MidiError:
+        """The primer's notes, or why it cannot be continued (pure Python on untrusted bytes: run it off the
+        event loop, as ``stream`` does)."""
+        s = self.settings
+        try:
+            primer = read_primer(data, max_notes=s.max_primer_notes, max_quarters=s.max_primer_quarters)
+        except MidiError as e:
+            return e
+        return primer if primer.notes else MidiError("it has no notes to continue")
+
+    def plan(self, req: ComposeRequest, primer_read: Primer | MidiError | None = None) -> Plan:
+        """Validate (INVALID_ARGUMENT naming every bad field) and resolve the request (``primer_read``: what
+        ``read_primer`` made of its primer, when already read)."""
         s = self.settings
         bad: list[FieldViolation] = []
 
@@ -181,13 +192,11 @@ class MusicPipeline:
             if len(req.primer_midi) > s.max_primer_bytes:
                 bad.append(FieldViolation("primer_midi", f"is {len(req.primer_midi)} bytes; at most {s.max_primer_bytes}"))
             else:
-                try:
-                    primer = read_primer(req.primer_midi, max_notes=s.max_primer_notes,
-                                         max_quarters=s.max_primer_quarters)
-                    if not primer.notes:
-                        raise MidiError("it has no notes to continue")
-                except MidiError as e:
-                    bad.append(FieldViolation("primer_midi", str(e)))
+                read = primer_read if primer_read is not None else self.read_primer(req.primer_midi)
+                if isinstance(read, MidiError):
+                    bad.append(FieldViolation("primer_midi", str(read)))
+                else:
+                    primer = read
         if bad:
             raise InvalidArgument(bad[0].field, bad[0].description, *bad[1:])
         assert style is not None
@@ -231,7 +240,10 @@ class MusicPipeline:
     async def stream(self, req: ComposeRequest, deadline: float | None = None) -> AsyncIterator[ComposeEvent]:
         """The plan, then notes as they are decoded, then the composition (MIDI and renders). Closing the
         iterator (a cancelled call) takes the request out of the batch at once."""
-        plan = self.plan(req)
+        primer = None
+        if req.primer_midi and len(req.primer_midi) <= self.settings.max_primer_bytes:
+            primer = await asyncio.to_thread(self.read_primer, req.primer_midi)  # never on the event loop
+        plan = self.plan(req, primer)
         bar_beats = plan.time_signature[0] * 4.0 / plan.time_signature[1]
         yield ComposeEvent(plan=plan)
         notes = list(plan.primer_notes)

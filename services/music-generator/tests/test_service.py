@@ -242,6 +242,28 @@ async def test_hostile_primers_are_invalid_argument_naming_primer_midi(stub, eve
     assert (await stub.Compose(pb.ComposeRequest(style="folk", bars=1, seed=1))).notes
 
 
+async def test_a_primer_is_read_off_the_event_loop(stub, music_server):
+    """Parsing untrusted MIDI is pure Python: it runs on a worker thread, so a hostile primer cannot stall the
+    event loop that serves every other call."""
+    import threading
+
+    pipeline = music_server[0].pipeline
+    original, threads = pipeline.read_primer, []
+
+    def recording(data):
+        threads.append(threading.current_thread())
+        return original(data)
+
+    pipeline.read_primer = recording
+    try:
+        first = await stub.Compose(pb.ComposeRequest(style="folk", bars=2, seed=4))
+        more = await stub.Compose(pb.ComposeRequest(style="folk", primer_midi=first.midi, bars=1, seed=5))
+        assert more.plan.primer_bars == 2
+    finally:
+        del pipeline.read_primer
+    assert threads and all(t is not threading.main_thread() for t in threads)
+
+
 async def test_concurrent_requests_share_the_engine_and_each_gets_its_piece(stub, music_server):
     engine = music_server[0].pipeline.engine
     rows = engine.step_rows
