@@ -166,7 +166,7 @@ def test_a_20kb_field_is_a_clear_short_error_through_the_gateway(suite_gateway: 
         with pytest.raises(MaasError) as err:
             call(maas)
         assert err.value.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), err.value
-        assert len(err.value.message) < 1200 and "(20000 characters)" in err.value.message
+        assert len(err.value.message) < 1200 and "x" * 100 not in err.value.message  # never the whole value
         if field is not None:
             assert field in [v.field for v in err.value.field_violations]
         assert maas.nlp.analyze_sentiment("still serving").results

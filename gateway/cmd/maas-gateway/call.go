@@ -129,7 +129,9 @@ func (g *Gateway) admit() bool {
 
 func (g *Gateway) release() { atomic.AddInt64(&g.running, -1) }
 
-var errTooMany = status.Error(codes.ResourceExhausted, "Concurrent RPC limit exceeded!")
+// errTooMany: the calls in flight are at GATEWAY_MAX_CONCURRENT_RPCS; one ends soon, so a retry can succeed.
+var errTooMany error = overloaded("the gateway is at its limit of concurrent calls (GATEWAY_MAX_CONCURRENT_RPCS)",
+	100*time.Millisecond)
 
 // authorize a call that is not a health check, when API keys are on.
 func (g *Gateway) authorize(c *call) error {
@@ -179,8 +181,8 @@ func (g *Gateway) watch(handler func() error, c *call) error {
 	n := atomic.AddInt64(&g.watches, 1)
 	defer atomic.AddInt64(&g.watches, -1)
 	if n > int64(g.settings.MaxHealthWatches) {
-		return status.Errorf(codes.ResourceExhausted, "%d health watches are open, the most this gateway keeps; "+
-			"use Check, or retry later", g.settings.MaxHealthWatches)
+		return overloaded(fmt.Sprintf("%d health watches are open, the most this gateway keeps (use Check)",
+			g.settings.MaxHealthWatches), time.Second)
 	}
 	return c.guard(handler)
 }

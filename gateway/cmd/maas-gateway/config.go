@@ -470,8 +470,21 @@ func splitHostPort(item string, portOptional bool) (string, string, error) {
 }
 
 // quote as Python's repr does for a plain string: 'value'.
+// quote is s as an error message may show it: escaped, at most 40 characters of it, and its length when cut (a
+// status message travels in a header, which every hop limits), as the Python servers' maas_runtime.errors.quote.
 func quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
+	const limit = 40
+	runes := []rune(s)
+	cut := len(runes) > limit
+	if cut {
+		runes = runes[:limit]
+	}
+	q := strconv.Quote(string(runes))
+	q = "'" + strings.ReplaceAll(strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`), "'", `\'`) + "'"
+	if cut {
+		q += fmt.Sprintf("… (%d characters)", len([]rune(s)))
+	}
+	return q
 }
 
 // The methods only an admin key may call (when API keys are on): the ones that change what every caller gets.

@@ -21,7 +21,7 @@ func (r *Rejection) Error() string              { return r.st.Message() }
 func (r *Rejection) GRPCStatus() *status.Status { return r.st }
 
 func reject(code codes.Code, message string) *Rejection {
-	return &Rejection{st: status.New(code, message)}
+	return &Rejection{st: status.New(code, shortened(message, 1000))} // bounded: it travels in a header
 }
 
 // invalidArgument names the offending field: "model_name: is required: ...".

@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -232,5 +233,5 @@ func answer(ss grpc.ServerStream, reply []byte) error {
 
 func unimplemented(method string) error {
 	service, name, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
-	return status.Errorf(codes.Unimplemented, "unknown method %s for service %s", name, service)
+	return status.Error(codes.Unimplemented, shortened(fmt.Sprintf("unknown method %s for service %s", name, service), 1000))
 }

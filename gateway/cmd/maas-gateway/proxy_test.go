@@ -63,3 +63,16 @@ func TestRelayErrorNamesTheUpstreamForStatusesItNeverSent(t *testing.T) {
 		}
 	}
 }
+
+func TestQuoteShowsAShortEscapedPrefix(t *testing.T) {
+	long := strings.Repeat("\n", 20000)
+	if got := quote(long); got != "'"+strings.Repeat(`\n`, 40)+"'… (20000 characters)" {
+		t.Errorf("quote(20000 newlines) = %q", got)
+	}
+	if got := quote("it's"); got != `'it\'s'` {
+		t.Errorf("quote(it's) = %q", got)
+	}
+	if r := reject(codes.NotFound, strings.Repeat("x", 5000)); len(r.st.Message()) > 1003 {
+		t.Errorf("a rejection's message is %d bytes", len(r.st.Message()))
+	}
+}

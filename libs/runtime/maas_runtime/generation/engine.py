@@ -289,11 +289,11 @@ class GenerationEngine:
         return ids
 
     def expected_wait(self) -> float:
-        """Seconds a request submitted now would wait before its prefill starts: 0 while the batch has room and
-        nobody waits; else the requests ahead of it (and itself) over the rate the queue drained at in the last
-        30 s, which falls while nothing leaves it (a batch a mean service time when nothing left at all)."""
+        """Seconds a request submitted now would wait before its prefill starts: 0 while the batch has room for it
+        and every request ahead of it; else the requests ahead of it (and itself) over the rate the queue drained
+        at in the last 30 s, which falls while nothing leaves it (a batch a mean service time when nothing left)."""
         ahead = len(self._waiting) + (self._prefilling is not None)
-        if ahead == 0 and self.running + len(self._in_prefill) < self.max_batch_size:
+        if self.running + len(self._in_prefill) + ahead < self.max_batch_size:
             return 0.0
         now = time.monotonic()
         recent = [t for t in self._departures if now - t < 30.0]
