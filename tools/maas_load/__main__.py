@@ -207,7 +207,12 @@ def main() -> None:
         stats = Stats()
         stats.acknowledged = warm.acknowledged
         started = time.monotonic()
-        asyncio.run(drive(args.target, args.clients, args.seconds, stats))
+        windows = max(1, int(args.seconds // 60))  # memory is read after each minute: does it level off?
+        for w in range(windows):
+            asyncio.run(drive(args.target, args.clients, args.seconds / windows, stats))
+            if windows > 1:
+                print(f"  after minute {w + 1}: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss_mib(args.run_dir).items()),
+                      flush=True)
         elapsed = time.monotonic() - started
         after = rss_mib(args.run_dir)
         lines = report(stats, elapsed, before, after, stored(args.run_dir, stats.acknowledged))

@@ -79,7 +79,7 @@ class ModelSettings(BaseSettings):
     # Admission by expected wait: a request that would wait longer than this to start (the batcher's batches ahead
     # of it, the engine's queue over its recent drain rate) is refused at once, RESOURCE_EXHAUSTED with a retry
     # hint, however short the queue. 0: by queue length only.
-    max_queue_wait_s: float = Field(1.5, ge=0)
+    max_queue_wait_s: float = Field(1.0, ge=0)
     # Decoders: keep the KV cache on the session's device between steps with ONNX Runtime's IO binding
     # (maas_runtime.generation.device). auto: on under CUDA (the cache never crosses the bus); off on the CPU,
     # where numpy buffers written in place are faster (`make bench`: "IO binding on the CPU").

@@ -240,6 +240,7 @@ class MusicPipeline:
     async def stream(self, req: ComposeRequest, deadline: float | None = None) -> AsyncIterator[ComposeEvent]:
         """The plan, then notes as they are decoded, then the composition (MIDI and renders). Closing the
         iterator (a cancelled call) takes the request out of the batch at once."""
+        self.engine.admit()  # under overload, refuse before the primer is read and the request planned
         primer = None
         if req.primer_midi and len(req.primer_midi) <= self.settings.max_primer_bytes:
             primer = await asyncio.to_thread(self.read_primer, req.primer_midi)  # never on the event loop

@@ -210,6 +210,7 @@ class TextGenPipeline:
     async def stream(self, req: GenerationRequest, deadline: float | None = None) -> AsyncIterator[TextDelta]:
         """Text deltas as tokens are decoded; the last delta carries the finish reason and the counts.
         Closing the iterator (a cancelled or dropped call) takes the request out of the batch."""
+        self.engine.admit()  # under overload, refuse before the template and the tokenizer run
         ids, params = self.prepare(req)
         text = TextStream(self.tokenizer, ids[-CONTEXT_TOKENS:], req.stop)
         generation = self.engine.generate(ids, params, stop=text.push, deadline=deadline,

@@ -303,7 +303,10 @@ class GenerationEngine:
             rate = self.max_batch_size / max(self._service_s, 1e-3)
         return (ahead + 1) / rate
 
-    def _submit(self, seq: _Sequence) -> None:
+    def admit(self) -> None:
+        """Raise now what submitting a request would raise (Unavailable when closing, Overloaded when it would
+        wait too long or the queue is full): a caller checks before costly preparation (templates, tokenizing),
+        so that refusals under overload stay cheap and fast."""
         if self._closed:
             raise Unavailable("the server is stopping")
         if self.max_queue_wait_s > 0:
@@ -318,6 +321,9 @@ class GenerationEngine:
             ahead = len(self._waiting) / max(1, self.max_batch_size)
             raise Overloaded(f"model {self.name}: {len(self._waiting)} requests waiting",
                              retry_after_s=max(0.1, round(self._service_s * ahead, 2)))
+
+    def _submit(self, seq: _Sequence) -> None:
+        self.admit()
         self._waiting.append(seq)
         WAITING.labels(self.name).set(len(self._waiting))
         if self._task is None or self._task.done():
