@@ -326,7 +326,8 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
         if model is None:
             raise NotFound(f"model {quote(name)} is not served here; models: {', '.join(sorted(self._models))}")
         if version and version != str(model.version):
-            raise NotFound(f"model {quote(name)} version {quote(version)} is not served here; it serves version {model.version}")
+            raise NotFound(f"model {quote(name)} version {quote(version)} is not served here; it serves version "
+                           f"{model.version}")
         return model
 
     async def ServerLive(self, request: pb.ServerLiveRequest,

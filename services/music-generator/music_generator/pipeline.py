@@ -283,9 +283,10 @@ class MusicPipeline:
             rate = req.sample_rate or 44100
             wav_bytes = render.wav_size(done.duration_seconds, rate)
             if wav_bytes + len(midi) > s.max_message_bytes:  # known before rendering: refuse now, no retry helps
-                raise InvalidArgument("render.audio", f"its WAV would be about {wav_bytes / 2**20:.1f} MiB at {rate} Hz;"
-                                                      f" an answer holds at most {s.max_message_bytes / 2**20:.0f} MiB:"
-                                                      " ask for fewer bars or a lower render.sample_rate")
+                raise InvalidArgument("render.audio", f"its WAV would be about {wav_bytes / 2**20:.1f} MiB at "
+                                                      f"{rate} Hz; an answer holds at most "
+                                                      f"{s.max_message_bytes / 2**20:.0f} MiB: ask for fewer bars or "
+                                                      "a lower render.sample_rate")
             async with self._render_slot():
                 done.wav = await render.render_wav(midi, fluidsynth=s.fluidsynth, soundfont=s.soundfont,
                                                    sample_rate=rate, timeout_s=s.render_timeout_s)
