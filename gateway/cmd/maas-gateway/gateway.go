@@ -229,6 +229,12 @@ func (g *Gateway) Run() int {
 	for atomic.LoadInt64(&g.running) > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// a call's handler has returned, but its last frames (the answer, the status) may not be written yet: let
+	// GracefulStop finish them (it returns once no stream is left), for a moment at most
+	select {
+	case <-done:
+	case <-time.After(500 * time.Millisecond):
+	}
 	g.server.Stop() // closes the connections; ends what still runs
 	<-done
 	cancel()
