@@ -6,7 +6,10 @@ import asyncio
 
 import grpc
 
-from maas_gateway.testing import CHANNEL_OPTIONS, UpstreamConfig, echo_upstream, free_port, gateway, protos
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from maas_gateway.testing import (CHANNEL_OPTIONS, UpstreamConfig, echo_upstream, eventually, free_port, gateway,
+                                 protos)
 
 pb, pb_grpc = protos()
 
@@ -23,6 +26,9 @@ async def test_calls_made_while_the_upstream_restarts_go_through_when_it_is_back
             first = await stub.Unary(pb.EchoRequest(text="before"), timeout=5)
             assert first.served_by == "first"
             await up.__aexit__(None, None, None)  # the restart begins
+            # once the gateway has seen it go (its health for the service turns NOT_SERVING); in the moment before,
+            # a call can still be written to the closing connection and fail fast, as grpc does
+            await eventually(lambda: _not_serving(ch), timeout=10)
             calls = [asyncio.ensure_future(stub.Unary(pb.EchoRequest(text=f"during {i}"), timeout=10))
                      for i in range(3)]
             await asyncio.sleep(1.0)
@@ -32,3 +38,9 @@ async def test_calls_made_while_the_upstream_restarts_go_through_when_it_is_back
                 replies = await asyncio.gather(*calls)
                 served_by = [r.served_by for r in replies]
                 assert served_by == ["second"] * 3
+
+
+async def _not_serving(channel: grpc.aio.Channel) -> bool:
+    reply = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="maas.testing.v1.Echo"), timeout=5)
+    return reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
